@@ -1,0 +1,179 @@
+"""What every gradient method shares: the problem it solves and the
+`tf.custom_gradient` plumbing of the memory-saving methods."""
+
+import abc
+import contextlib
+import dataclasses
+
+import keras
+import tensorflow as tf
+from tensorflow.python.eager import record
+
+__all__ = ["CustomGradientMethod", "GradientMethod", "Problem"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """A validated solve, as `odeint` hands it to a gradient method.
+
+    Attributes:
+        func: `func(t, y, args) -> dy/dt` on flat lists of tensors.
+        y0: The flattened initial state.
+        t: 1-D tensor of output times.
+        args: Flattened extra tensors passed to `func` (differentiable).
+        solver: The solver object.
+        options: `IntegrationOptions` of the forward solve.
+        adjoint_options: Options of the gradient method (a dict).
+        nfe_counter: Object with `update_forward(n)` / `update_backward(n)`,
+            or `None`.
+    """
+
+    func: object
+    y0: list
+    t: tf.Tensor
+    args: list
+    solver: object
+    options: object
+    adjoint_options: dict
+    nfe_counter: object = None
+
+    def field(self, args):
+        """`func` with `args` bound: `field(t, y) -> dy/dt`."""
+        return lambda t, y: self.func(t, y, args)
+
+    def record_backward_nfe(self, nfe):
+        if self.nfe_counter is not None:
+            self.nfe_counter.update_backward(nfe)
+
+
+class GradientMethod(abc.ABC):
+    """A way of differentiating through `odeint`, chosen by `adjoint=`.
+
+    Subclasses define `name`, `solve` and, where some solvers or options are
+    unsupported, `validate`.
+    """
+
+    name = None
+    option_names = ()
+
+    def validate(self, solver, options, adjoint_options):
+        """Raises `ValueError` for a solver or option this method lacks."""
+        del solver, options
+        for key, value in adjoint_options.items():
+            if value is not None and value is not False:
+                if key not in self.option_names:
+                    raise ValueError(
+                        f"{key}= is an option of another gradient method; "
+                        f"adjoint={self.name!r} takes "
+                        f"{', '.join(self.option_names) or 'no options'}."
+                    )
+
+    @abc.abstractmethod
+    def solve(self, problem):
+        """Returns `(ys, stats)`: flat stacked states at `t` and forward
+        `SolveStats`, differentiable by this method."""
+
+
+@contextlib.contextmanager
+def _without_state_updates():
+    """Runs `func` again without committing its state updates.
+
+    Recomputations in a backward pass call `func` (with `training=True` where
+    the layer was), so BatchNormalization would update its moving statistics
+    a second time. Inside a `keras.StatelessScope` those assignments are
+    collected and dropped: moving statistics are updated by the forward pass
+    only.
+    """
+    with keras.StatelessScope():
+        yield
+
+
+class CustomGradientMethod(GradientMethod):
+    """A gradient method implemented as a `tf.custom_gradient`.
+
+    Subclasses implement `forward(problem, y0, args)` returning
+    `(ys, stats, saved)` and `backward(problem, saved, ys, grad_ys, y0, args,
+    variables)` returning `(grad_y0, grad_args, grad_variables, nfe)`.
+    The forward runs with gradient recording stopped, so outer tapes keep
+    nothing of it; the variables read by `func` are found by
+    `tf.custom_gradient` and differentiated in `backward`.
+    """
+
+    def solve(self, problem):
+        n_y = len(problem.y0)
+        stats_box = []
+
+        @tf.custom_gradient
+        def solve_with_custom_gradient(*inputs):
+            y0, args = list(inputs[:n_y]), list(inputs[n_y:])
+            with record.stop_recording():
+                ys, stats, saved = self.forward(problem, y0, args)
+            stats_box.append(stats)
+
+            def grad(*grad_ys, variables=None):
+                grad_ys = [
+                    tf.zeros_like(y) if g is None else g
+                    for y, g in zip(ys, grad_ys, strict=True)
+                ]
+                variables = list(variables or [])
+                with _without_state_updates():
+                    grad_y0, grad_args, grad_vars, nfe = self.backward(
+                        problem, saved, ys, grad_ys, y0, args, variables
+                    )
+                problem.record_backward_nfe(nfe)
+                grad_vars = [
+                    tf.zeros_like(v) if g is None else g
+                    for v, g in zip(variables, grad_vars, strict=True)
+                ]
+                grad_inputs = [
+                    tf.zeros_like(x) if g is None else g
+                    for x, g in zip(inputs, grad_y0 + grad_args, strict=True)
+                ]
+                return grad_inputs, grad_vars
+
+            return ys, grad
+
+        ys = solve_with_custom_gradient(*problem.y0, *problem.args)
+        return list(ys), stats_box[0]
+
+    @abc.abstractmethod
+    def forward(self, problem, y0, args):
+        """Returns `(ys, stats, saved)`."""
+
+    @abc.abstractmethod
+    def backward(self, problem, saved, ys, grad_ys, y0, args, variables):
+        """Returns `(grad_y0, grad_args, grad_variables, nfe)`."""
+
+
+def vjp(fn, primals, variables, cotangents):
+    """Vector-Jacobian product of `fn(*primals)` (a list of tensors).
+
+    Args:
+        fn: Callable of the primals returning a list of tensors.
+        primals: List of lists of tensors to differentiate with respect to.
+        variables: List of variables to differentiate with respect to.
+        cotangents: List of tensors, one per output of `fn`.
+
+    Returns:
+        outputs: `fn(*primals)`.
+        grads: One list of gradients per entry of `primals` (zeros, never
+            `None`), then the list of variable gradients.
+    """
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        for group in primals:
+            tape.watch(group)
+        tape.watch(variables)
+        outputs = fn(*primals)
+    flat = [x for group in primals for x in group] + list(variables)
+    grads = tape.gradient(
+        outputs,
+        flat,
+        output_gradients=cotangents,
+        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+    )
+    out, start = [], 0
+    for group in primals:
+        out.append(grads[start : start + len(group)])
+        start += len(group)
+    out.append(grads[start:])
+    return outputs, out

@@ -1,0 +1,41 @@
+"""Solvers, looked up by name.
+
+| name | order | adaptive | source |
+|---|---|---|---|
+| `euler` | 1 | no | Euler |
+| `midpoint` (alias `rk2`) | 2 | no | explicit midpoint; ANODE's RK2 |
+| `heun` | 2 | no | explicit trapezoidal rule |
+| `rk4` | 4 | no | classic RK4; ANODE's RK4 |
+| `rk38` | 4 | no | 3/8 rule; torchdiffeq's `rk4` |
+| `fehlberg2` | 2(1) | yes | Fehlberg 1969 |
+| `bosh3` | 3(2) | yes | Bogacki & Shampine 1989 |
+| `dopri5` | 5(4) | yes | Dormand & Prince 1980 |
+| `tsit5` | 5(4) | yes | Tsitouras 2011 |
+| `tfp_dopri5` | 5(4) | yes | `tfp.math.ode.DormandPrince` |
+"""
+
+from tfnode.registry import Registry
+from tfnode.solvers.runge_kutta import ExplicitRungeKutta
+from tfnode.solvers.tableau import ButcherTableau
+from tfnode.solvers.tableaus import TABLEAUS
+from tfnode.solvers.tfp_dormand_prince import TFPDormandPrince
+
+__all__ = [
+    "ButcherTableau",
+    "ExplicitRungeKutta",
+    "REGISTRY",
+    "TFPDormandPrince",
+    "get",
+    "names",
+]
+
+REGISTRY = Registry("solver", "solver")
+_ALIASES = {"midpoint": ("rk2",)}
+for _name, _tableau in TABLEAUS.items():
+    REGISTRY.register(
+        _name, ExplicitRungeKutta(_tableau), _ALIASES.get(_name, ())
+    )
+REGISTRY.register(TFPDormandPrince.name, TFPDormandPrince())
+
+get = REGISTRY.get
+names = REGISTRY.names

@@ -1,0 +1,113 @@
+"""One generic explicit Runge-Kutta step, driven by a `ButcherTableau`."""
+
+import tensorflow as tf
+
+from tfnode import stepping
+
+__all__ = ["ExplicitRungeKutta", "linear_combination"]
+
+
+def linear_combination(y, h, coefficients, stages):
+    """Returns `y + h * sum_j coefficients[j] * stages[j]`, leaf by leaf.
+
+    Zero coefficients are skipped at trace time, so sparse rows cost nothing.
+
+    Args:
+        y: A list of tensors (the flattened state), or `None` for zero.
+        h: The step size, a scalar tensor.
+        coefficients: Python floats, one per stage.
+        stages: A list of flattened stage derivatives (lists of tensors).
+
+    Returns:
+        combination: A list of tensors shaped like the stages.
+    """
+    terms = [(c, k) for c, k in zip(coefficients, stages) if c != 0.0]
+    out = []
+    for leaf in range(len(stages[0])):
+        parts = [k[leaf] if c == 1.0 else c * k[leaf] for c, k in terms]
+        if not parts:
+            total = tf.zeros_like(stages[0][leaf])
+        else:
+            total = parts[0] if len(parts) == 1 else tf.add_n(parts)
+        total = h * total
+        out.append(total if y is None else y[leaf] + total)
+    return out
+
+
+class ExplicitRungeKutta:
+    """An explicit Runge-Kutta method defined by its Butcher tableau.
+
+    Args:
+        tableau: The method's `ButcherTableau`.
+    """
+
+    def __init__(self, tableau):
+        self.tableau = tableau
+
+    @property
+    def name(self):
+        return self.tableau.name
+
+    @property
+    def order(self):
+        return self.tableau.order
+
+    @property
+    def adaptive(self):
+        """Whether the method has an error estimate for step-size control."""
+        return self.tableau.adaptive
+
+    @property
+    def error_order(self):
+        """Order `q` in the step-size rule `h_new = h * ratio**(-1/(q+1))`."""
+        return min(self.tableau.order, self.tableau.embedded_order)
+
+    @property
+    def fsal(self):
+        return self.tableau.fsal
+
+    @property
+    def num_stages(self):
+        return self.tableau.num_stages
+
+    def integrate(self, func, y0, t, options, **recording):
+        """Solves the ODE; see `tfnode.stepping.integrate`."""
+        return stepping.integrate(self, func, y0, t, options, **recording)
+
+    def step(self, func, t, y, h, f0=None):
+        """Takes one step of size `h` from `(t, y)`.
+
+        Args:
+            func: `func(t, y) -> dy/dt` on flattened states.
+            t: Scalar time.
+            y: The flattened state, a list of tensors.
+            h: Scalar step size (negative when integrating backwards).
+            f0: `func(t, y)` when the caller already has it (first same as
+                last), else `None`.
+
+        Returns:
+            y1: The state after the step.
+            f1: `func(t + h, y1)` when the method is FSAL, else `None`.
+            error: The local error estimate `y1 - y1_embedded`, or `None`.
+            num_evals: The number of calls of `func` made, a Python int.
+        """
+        tab = self.tableau
+        num_evals = 0
+        if f0 is None:
+            f0 = func(t, y)
+            num_evals += 1
+        stages = [f0]
+        stage_input = y
+        for i in range(1, tab.num_stages):
+            stage_input = linear_combination(y, h, tab.a[i], stages)
+            stages.append(func(t + tab.c[i] * h, stage_input))
+            num_evals += 1
+        if tab.fsal:
+            # The last stage was evaluated at the solution itself.
+            y1, f1 = stage_input, stages[-1]
+        else:
+            y1, f1 = linear_combination(y, h, tab.b, stages), None
+        error = None
+        if tab.b_error is not None:
+            error = linear_combination(None, h, tab.b_error, stages)
+        return y1, f1, error, num_evals
