@@ -3,6 +3,10 @@
 from tfnode import adjoints
 from tfnode import norms
 from tfnode import solvers
+from tfnode.diagnostics import NFECounter
+from tfnode.layers import ODEBlock
+from tfnode.layers import ode_blocks
+from tfnode.layers import set_solver
 from tfnode.odeint import odeint
 from tfnode.stepping import SolveStats
 from tfnode.stepping import Status
@@ -10,10 +14,14 @@ from tfnode.stepping import Status
 __version__ = "0.1.0"
 
 __all__ = [
+    "NFECounter",
+    "ODEBlock",
     "SolveStats",
     "Status",
     "adjoints",
     "norms",
+    "ode_blocks",
     "odeint",
+    "set_solver",
     "solvers",
 ]

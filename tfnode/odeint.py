@@ -1,10 +1,8 @@
 """`odeint`: the one entry point of every solve and every gradient method."""
 
-import inspect
 import math
 import numbers
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -13,8 +11,9 @@ from tfnode import solvers
 from tfnode.adjoints.base import Problem
 from tfnode.norms import rms_norm
 from tfnode.stepping import IntegrationOptions
+from tfnode.vector_field import as_time_field
 
-__all__ = ["odeint"]
+__all__ = ["odeint", "validate_settings"]
 
 DEFAULT_RTOL = 1e-3
 DEFAULT_ATOL = 1e-6
@@ -134,10 +133,9 @@ def odeint(
     [2]: Hairer, Norsett, Wanner. Solving Ordinary Differential Equations I.
          Springer, 1993.
     """
-    solver_obj = solvers.get(solver)
-    method = adjoints.get(adjoint)
-    options = _integration_options(
-        solver_obj,
+    solver_obj, method, options, adjoint_options = validate_settings(
+        solver=solver,
+        adjoint=adjoint,
         steps=steps,
         step_size=step_size,
         rtol=rtol,
@@ -151,17 +149,13 @@ def odeint(
         dfactor=dfactor,
         max_num_steps=max_num_steps,
         norm=norm,
+        checkpoints=checkpoints,
+        seminorm=seminorm,
+        adjoint_solver=adjoint_solver,
+        adjoint_rtol=adjoint_rtol,
+        adjoint_atol=adjoint_atol,
+        adjoint_steps=adjoint_steps,
     )
-    adjoint_options = {
-        "checkpoints": checkpoints,
-        "seminorm": seminorm,
-        "adjoint_solver": adjoint_solver,
-        "adjoint_rtol": adjoint_rtol,
-        "adjoint_atol": adjoint_atol,
-        "adjoint_steps": adjoint_steps,
-    }
-    method.validate(solver_obj, options, adjoint_options)
-
     structure = y0
     y0_flat = [tf.convert_to_tensor(y) for y in tf.nest.flatten(y0)]
     dtype = _state_dtype(y0_flat)
@@ -188,6 +182,68 @@ def odeint(
         nfe_counter.update_forward(stats.num_fn_evals)
     ys = tf.nest.pack_sequence_as(structure, ys)
     return (ys, stats) if return_stats else ys
+
+
+def validate_settings(
+    solver="dopri5",
+    adjoint="backprop",
+    *,
+    checkpoints=None,
+    seminorm=False,
+    adjoint_solver=None,
+    adjoint_rtol=None,
+    adjoint_atol=None,
+    adjoint_steps=None,
+    **integration,
+):
+    """Checks `odeint`'s settings without solving anything.
+
+    Takes `odeint`'s keyword arguments (all but `func`, `y0`, `t`, `args`,
+    `nfe_counter` and `return_stats`).
+
+    Returns:
+        solver: The solver object.
+        method: The gradient method object.
+        options: The `IntegrationOptions`.
+        adjoint_options: The gradient method's options, a dict.
+
+    Raises:
+        ValueError, TypeError: as `odeint` does for a bad setting.
+    """
+    solver_obj = solvers.get(solver)
+    method = adjoints.get(adjoint)
+    defaults = {
+        "steps": None,
+        "step_size": None,
+        "rtol": None,
+        "atol": None,
+        "tol": None,
+        "first_step": None,
+        "min_step": 0.0,
+        "max_step": math.inf,
+        "safety": 0.9,
+        "ifactor": 10.0,
+        "dfactor": 0.2,
+        "max_num_steps": 10_000,
+        "norm": None,
+    }
+    unknown = set(integration) - set(defaults)
+    if unknown:
+        raise TypeError(
+            f"Unknown odeint setting(s) {sorted(unknown)}; choose from "
+            f"{sorted(defaults)}."
+        )
+    options = _integration_options(solver_obj, **{**defaults, **integration})
+    adjoint_options = {
+        "checkpoints": checkpoints,
+        "seminorm": seminorm,
+        "adjoint_solver": adjoint_solver,
+        "adjoint_rtol": adjoint_rtol,
+        "adjoint_atol": adjoint_atol,
+        "adjoint_steps": adjoint_steps,
+    }
+    method.validate(solver_obj, options, adjoint_options)
+    return solver_obj, method, options, adjoint_options
 
 
 def _positive(name, value):
@@ -224,10 +280,11 @@ def _integration_options(solver, *, steps, step_size, rtol, atol, tol, norm,
     atol = DEFAULT_ATOL if atol is None else _positive("atol", atol)
     fixed = steps is not None or step_size is not None
     if not fixed and not solver.adaptive:
+        adaptive = [n for n in solvers.names() if solvers.get(n).adaptive]
         raise ValueError(
             f"solver={solver.name!r} is a fixed-step method: pass steps= (an "
             "int >= 1) or step_size= (> 0), or choose an adaptive solver: "
-            f"{', '.join(n for n in solvers.names() if solvers.get(n).adaptive)}."
+            f"{', '.join(adaptive)}."
         )
     if fixed and solver.tableau is None:
         raise ValueError(
@@ -334,32 +391,18 @@ def _validate_times(t, dtype):
         return tf.identity(t)
 
 
-def _takes_only_state(layer):
-    """Whether a Keras layer's `call` takes just the state (autonomous)."""
-    params = inspect.signature(layer.call).parameters.values()
-    required = [
-        p
-        for p in params
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        and p.default is p.empty
-    ]
-    return len(required) == 1
-
-
 def _flat_field(func, structure, y0_flat, args):
     """Wraps `func` as `field(t, y_flat, args_flat) -> dy_flat`, checking
     that its output matches the state."""
     if not callable(func):
         raise TypeError(f"func must be callable; got {func!r}.")
-    autonomous = isinstance(func, keras.layers.Layer) and _takes_only_state(
-        func
-    )
+    call = as_time_field(func)
     name = getattr(func, "name", getattr(func, "__name__", repr(func)))
 
     def field(t, y_flat, args_flat):
         y = tf.nest.pack_sequence_as(structure, y_flat)
         extra = tf.nest.pack_sequence_as(args, args_flat)
-        out = func(y, *extra) if autonomous else func(t, y, *extra)
+        out = call(t, y, *extra)
         try:
             tf.nest.assert_same_structure(structure, out)
         except (TypeError, ValueError) as e:

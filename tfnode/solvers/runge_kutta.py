@@ -21,7 +21,8 @@ def linear_combination(y, h, coefficients, stages):
     Returns:
         combination: A list of tensors shaped like the stages.
     """
-    terms = [(c, k) for c, k in zip(coefficients, stages) if c != 0.0]
+    terms = [(c, k) for c, k in zip(coefficients, stages, strict=True)
+             if c != 0.0]
     out = []
     for leaf in range(len(stages[0])):
         parts = [k[leaf] if c == 1.0 else c * k[leaf] for c, k in terms]
