@@ -11,6 +11,8 @@ from tfnode import solvers
 from tfnode.adjoints.base import Problem
 from tfnode.norms import rms_norm
 from tfnode.stepping import IntegrationOptions
+from tfnode.validation import positive_float
+from tfnode.validation import positive_int
 from tfnode.vector_field import as_time_field
 
 __all__ = ["odeint", "validate_settings"]
@@ -246,12 +248,6 @@ def validate_settings(
     return solver_obj, method, options, adjoint_options
 
 
-def _positive(name, value):
-    if not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0; got {value!r}.")
-    return float(value)
-
-
 def _integration_options(solver, *, steps, step_size, rtol, atol, tol, norm,
                          **controls):
     if steps is not None and step_size is not None:
@@ -260,24 +256,18 @@ def _integration_options(solver, *, steps, step_size, rtol, atol, tol, norm,
             f"steps={steps!r}, step_size={step_size!r}."
         )
     if steps is not None:
-        if (
-            isinstance(steps, bool)
-            or not isinstance(steps, numbers.Integral)
-            or steps < 1
-        ):
-            raise ValueError(f"steps must be an int >= 1; got {steps!r}.")
-        steps = int(steps)
+        steps = positive_int("steps", steps)
     if step_size is not None:
-        step_size = _positive("step_size", step_size)
+        step_size = positive_float("step_size", step_size)
     if tol is not None:
         if rtol is not None or atol is not None:
             raise ValueError(
                 "tol sets both rtol and atol; pass tol= or rtol=/atol=, "
                 f"not both; got tol={tol!r}, rtol={rtol!r}, atol={atol!r}."
             )
-        rtol = atol = _positive("tol", tol)
-    rtol = DEFAULT_RTOL if rtol is None else _positive("rtol", rtol)
-    atol = DEFAULT_ATOL if atol is None else _positive("atol", atol)
+        rtol = atol = positive_float("tol", tol)
+    rtol = DEFAULT_RTOL if rtol is None else positive_float("rtol", rtol)
+    atol = DEFAULT_ATOL if atol is None else positive_float("atol", atol)
     fixed = steps is not None or step_size is not None
     if not fixed and not solver.adaptive:
         adaptive = [n for n in solvers.names() if solvers.get(n).adaptive]
@@ -293,11 +283,11 @@ def _integration_options(solver, *, steps, step_size, rtol, atol, tol, norm,
         )
     first_step = controls["first_step"]
     if first_step is not None:
-        first_step = _positive("first_step", first_step)
+        first_step = positive_float("first_step", first_step)
     min_step, max_step = controls["min_step"], controls["max_step"]
     if not isinstance(min_step, numbers.Real) or min_step < 0:
         raise ValueError(f"min_step must be >= 0; got {min_step!r}.")
-    max_step = _positive("max_step", max_step)
+    max_step = positive_float("max_step", max_step)
     if max_step < min_step:
         raise ValueError(
             f"max_step must be >= min_step; got max_step={max_step!r}, "
@@ -311,15 +301,7 @@ def _integration_options(solver, *, steps, step_size, rtol, atol, tol, norm,
         raise ValueError(f"ifactor must be >= 1; got {ifactor!r}.")
     if not isinstance(dfactor, numbers.Real) or not 0 < dfactor <= 1:
         raise ValueError(f"dfactor must be in (0, 1]; got {dfactor!r}.")
-    max_num_steps = controls["max_num_steps"]
-    if (
-        isinstance(max_num_steps, bool)
-        or not isinstance(max_num_steps, numbers.Integral)
-        or max_num_steps < 1
-    ):
-        raise ValueError(
-            f"max_num_steps must be an int >= 1; got {max_num_steps!r}."
-        )
+    max_num_steps = positive_int("max_num_steps", controls["max_num_steps"])
     if norm is not None and not callable(norm):
         raise TypeError(
             f"norm must be a callable on a list of tensors; got {norm!r}."

@@ -177,3 +177,36 @@ def vjp(fn, primals, variables, cotangents):
         start += len(group)
     out.append(grads[start:])
     return outputs, out
+
+
+def step_vjp(problem, t_n, h_n, y_n, args, variables, cotangent):
+    """VJP of one solver step `y_n -> y_{n+1}` with respect to `y_n`, the
+    `args` and the `variables`.
+
+    Returns:
+        grad_y: Cotangent of `y_n`.
+        grad_args: Gradients of `args` (list).
+        grad_variables: Gradients of `variables` (list).
+        num_evals: Calls of `func` made (the step is recomputed).
+    """
+    evals = []
+
+    def step(y, a):
+        y1, _, _, n = problem.solver.step(problem.field(a), t_n, y, h_n)
+        evals.append(n)
+        return y1
+
+    _, (grad_y, grad_args, grad_vars) = vjp(
+        step, [y_n, args], variables, cotangent
+    )
+    return grad_y, grad_args, grad_vars, evals[0]
+
+
+def add(xs, ys):
+    """Leafwise sum of two lists of tensors."""
+    return [x + y for x, y in zip(xs, ys, strict=True)]
+
+
+def at(stacked, index):
+    """Entry `index` of every tensor of a list of stacked tensors."""
+    return [tf.gather(s, index) for s in stacked]
