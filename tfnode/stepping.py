@@ -28,6 +28,8 @@ __all__ = [
     "SolveStats",
     "Status",
     "Trajectory",
+    "fixed_grid",
+    "grid_step",
     "initial_step_size",
     "integrate",
     "num_fixed_steps",
@@ -151,6 +153,27 @@ def num_fixed_steps(span, options):
         return max(1, int(math.ceil(ratio * (1.0 - 1e-6))))
     ratio = tf.abs(span) / tf.cast(options.step_size, span.dtype)
     return tf.maximum(1, tf.cast(tf.math.ceil(ratio * (1.0 - 1e-6)), tf.int32))
+
+
+def fixed_grid(t_a, t_b, options):
+    """The fixed grid on `[t_a, t_b]`: `(num_steps, step)`.
+
+    Step `n` starts at `t_a + n * step`; the last one ends exactly at `t_b`
+    (so with `step_size` it is clamped, and with `steps` it absorbs
+    round-off).
+    """
+    num_steps = num_fixed_steps(t_b - t_a, options)
+    if options.step_size is None:
+        step = (t_b - t_a) / tf.cast(num_steps, t_a.dtype)
+    else:
+        step = tf.sign(t_b - t_a) * tf.cast(options.step_size, t_a.dtype)
+    return num_steps, step
+
+
+def grid_step(t_a, t_b, n, num_steps, step):
+    """Start time and signed size of step `n` of a `fixed_grid`."""
+    t_n = t_a + tf.cast(n, t_a.dtype) * step
+    return t_n, tf.where(n == num_steps - 1, t_b - t_n, step)
 
 
 def _scaled_error_ratio(error, y0, y1, options):
@@ -350,14 +373,12 @@ def integrate(
 
     def fixed_interval(i, y, f, h, counters, records):
         t_a, t_b = t[i - 1], t[i]
-        n_steps = num_fixed_steps(t_b - t_a, options)
-        h_nominal = (t_b - t_a) / tf.cast(n_steps, dtype)
+        n_steps, h_nominal = fixed_grid(t_a, t_b, options)
 
         def body(n, y, f, counters, records):
             nfe, accepted, rejected, status = counters
-            t_n = t_a + tf.cast(n, dtype) * h_nominal
+            t_n, h_n = grid_step(t_a, t_b, n, n_steps, h_nominal)
             last = n == n_steps - 1
-            h_n = tf.where(last, t_b - t_n, h_nominal)
             y1, f1, _, evals = solver.step(func, t_n, y, h_n, f or None)
             f1 = f1 or []
             if records:

@@ -20,7 +20,8 @@ from tfnode.adjoints.base import CustomGradientMethod
 from tfnode.adjoints.base import add
 from tfnode.adjoints.base import at
 from tfnode.adjoints.base import step_vjp
-from tfnode.stepping import num_fixed_steps
+from tfnode.stepping import fixed_grid
+from tfnode.stepping import grid_step
 
 __all__ = ["Reversible"]
 
@@ -64,7 +65,6 @@ class Reversible(CustomGradientMethod):
         field = problem.field(args)
         heun = problem.solver.name == "heun"
         t = problem.t
-        dtype = t.dtype
 
         def reconstruct(t_n, h, y1):
             k1 = field(t_n + h if heun else t_n, y1)
@@ -79,13 +79,11 @@ class Reversible(CustomGradientMethod):
 
         def interval(i, cotangent, grad_args, grad_vars, nfe):
             t_a, t_b = t[i - 1], t[i]
-            n_steps = num_fixed_steps(t_b - t_a, problem.options)
-            h_nominal = (t_b - t_a) / tf.cast(n_steps, dtype)
+            n_steps, h_nominal = fixed_grid(t_a, t_b, problem.options)
             cotangent = add(cotangent, at(grad_ys, i))
 
             def step(n, y1, cotangent, grad_args, grad_vars, nfe):
-                t_n = t_a + tf.cast(n, dtype) * h_nominal
-                h = tf.where(n == n_steps - 1, t_b - t_n, h_nominal)
+                t_n, h = grid_step(t_a, t_b, n, n_steps, h_nominal)
                 y_n, evals = reconstruct(t_n, h, y1)
                 y_n = [tf.stop_gradient(y) for y in y_n]
                 cotangent, d_args, d_vars, more = step_vjp(

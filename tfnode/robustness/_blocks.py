@@ -1,0 +1,138 @@
+"""Saving, changing and restoring the solve settings of a model's ODEBlocks.
+
+Evaluation with another solver only runs the forward pass, which is the same
+for every gradient method; it therefore runs with `adjoint="backprop"` and
+without the options of the other gradient methods, so that a test solver is
+never rejected because the training gradient method does not support it
+(e.g. `adjoint="reversible"` with `rk4`).
+"""
+
+import contextlib
+
+import numpy as np
+
+from tfnode import adjoints
+from tfnode.layers import ode_blocks
+from tfnode.stepping import IntegrationOptions
+from tfnode.stepping import num_fixed_steps
+
+__all__ = [
+    "BlockSettings",
+    "blocks_of",
+    "forward_nfe",
+    "forward_only",
+    "num_steps",
+    "preserved_nfe_counters",
+    "reset_nfe_counters",
+    "restored_settings",
+    "span",
+]
+
+_SOLVE_KEYS = ("solver", "steps", "step_size", "rtol", "atol", "tol", "adjoint")
+
+
+def _adjoint_option_names():
+    names = set()
+    for name in adjoints.names():
+        names.update(adjoints.get(name).option_names)
+    return sorted(names)
+
+
+class BlockSettings:
+    """A copy of one block's solve settings and options.
+
+    Args:
+        block: A `tfnode.ODEBlock`.
+    """
+
+    def __init__(self, block):
+        self.block = block
+        self.solve = {key: getattr(block, key) for key in _SOLVE_KEYS}
+        self.options = dict(block.options)
+
+    def restore(self):
+        """Puts the saved settings back on the block."""
+        cleared = {
+            key: None for key in self.block.options if key not in self.options
+        }
+        self.block.configure(**cleared, **self.options, **self.solve)
+
+
+def forward_only(block, **settings):
+    """Configures `block` for a forward-only solve with `settings`."""
+    cleared = {key: None for key in _adjoint_option_names()}
+    block.configure(adjoint="backprop", **cleared, **settings)
+
+
+def blocks_of(model):
+    """The model's ODEBlocks; raises when there is none."""
+    blocks = ode_blocks(model)
+    if not blocks:
+        raise ValueError(
+            f"Model {model.name!r} holds no tfnode.ODEBlock: there is no "
+            "solver to change."
+        )
+    return blocks
+
+
+def span(block):
+    """Length of the block's integration interval, `|t1 - t0|`."""
+    return abs(block.t1 - block.t0)
+
+
+def num_steps(length, step_size):
+    """Steps a fixed-grid solve takes over `length` with `step_size`:
+    `ceil(length / step_size)`, the last step clamped (as `odeint`)."""
+    return num_fixed_steps(
+        float(length), IntegrationOptions(step_size=float(step_size))
+    )
+
+
+@contextlib.contextmanager
+def restored_settings(blocks):
+    """Restores the blocks' solve settings on exit, whatever happens."""
+    saved = [BlockSettings(block) for block in blocks]
+    try:
+        yield saved
+    finally:
+        for settings in saved:
+            settings.restore()
+
+
+@contextlib.contextmanager
+def preserved_nfe_counters(blocks):
+    """Restores the blocks' NFE counters on exit, so that solves made for
+    evaluation do not show up in the training metrics."""
+    saved = [
+        [np.array(v.numpy()) for v in block.nfe_counter.variables]
+        for block in blocks
+    ]
+    try:
+        yield
+    finally:
+        for block, values in zip(blocks, saved, strict=True):
+            for variable, value in zip(
+                block.nfe_counter.variables, values, strict=True
+            ):
+                variable.assign(value)
+
+
+def reset_nfe_counters(blocks):
+    for block in blocks:
+        block.nfe_counter.reset_state()
+
+
+def forward_nfe(blocks):
+    """Mean forward NFE per solve, summed over the blocks, since the last
+    reset of their counters; `None` when no block counts NFE."""
+    total = None
+    for block in blocks:
+        if not block.track_nfe:
+            continue
+        counter = block.nfe_counter
+        count = float(counter.forward_count.numpy())
+        if count == 0:
+            continue
+        mean = float(counter.forward_total.numpy()) / count
+        total = mean if total is None else total + mean
+    return total
