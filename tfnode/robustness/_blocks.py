@@ -8,6 +8,7 @@ never rejected because the training gradient method does not support it
 """
 
 import contextlib
+import inspect
 
 import numpy as np
 
@@ -15,9 +16,11 @@ from tfnode import adjoints
 from tfnode.layers import ode_blocks
 from tfnode.stepping import IntegrationOptions
 from tfnode.stepping import num_fixed_steps
+from tfnode.vector_field import as_time_field
 
 __all__ = [
     "BlockSettings",
+    "block_inputs",
     "blocks_of",
     "forward_nfe",
     "forward_only",
@@ -26,6 +29,7 @@ __all__ = [
     "reset_nfe_counters",
     "restored_settings",
     "span",
+    "vector_field",
 ]
 
 _SOLVE_KEYS = ("solver", "steps", "step_size", "rtol", "atol", "tol", "adjoint")
@@ -136,3 +140,48 @@ def forward_nfe(blocks):
         mean = float(counter.forward_total.numpy()) / count
         total = mean if total is None else total + mean
     return total
+
+
+def _recording(call, sink):
+    def recording(inputs, *args, **kwargs):
+        sink.append(inputs)
+        return call(inputs, *args, **kwargs)
+
+    return recording
+
+
+def block_inputs(model, blocks, x):
+    """The input each block receives when `model(x)` runs (eagerly).
+
+    Returns:
+        A list with one tensor per block (the first call's input when a
+        block is called more than once).
+    """
+    captured = {id(block): [] for block in blocks}
+    for block in blocks:
+        block.call = _recording(block.call, captured[id(block)])
+    try:
+        model(x, training=False)
+    finally:
+        for block in blocks:
+            del block.call
+    missing = [b.name for b in blocks if not captured[id(b)]]
+    if missing:
+        raise ValueError(
+            f"ODEBlock(s) {missing} were not called by the model's forward "
+            "pass."
+        )
+    return [captured[id(block)][0] for block in blocks]
+
+
+def vector_field(block):
+    """The block's vector field as `field(t, y)`, in inference mode."""
+    func = as_time_field(block.func)
+    takes_training = "training" in inspect.signature(block.func.call).parameters
+
+    def field(t, y):
+        if takes_training:
+            return func(t, y, training=False)
+        return func(t, y)
+
+    return field

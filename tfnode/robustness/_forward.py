@@ -42,9 +42,7 @@ def as_batches(data, batch_size):
     if isinstance(data, tf.data.Dataset):
         return data
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        return tf.data.Dataset.from_tensor_slices(tuple(data)).batch(
-            batch_size
-        )
+        return tf.data.Dataset.from_tensor_slices(tuple(data)).batch(batch_size)
     raise TypeError(
         "data must be a tf.data.Dataset of (x, y) batches or an (x, y) tuple "
         f"of arrays; got {type(data).__name__}."

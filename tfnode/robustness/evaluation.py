@@ -31,7 +31,7 @@ from tfnode.odeint import DEFAULT_RTOL
 from tfnode.robustness import _blocks
 from tfnode.robustness import _forward
 
-__all__ = ["evaluate_with_solvers", "test_settings"]
+__all__ = ["evaluate_with_solvers", "scaled_settings"]
 
 
 def _training_step_size(block, train_step_size):
@@ -60,7 +60,9 @@ def _training_tolerances(block, train_tol):
     return DEFAULT_RTOL, DEFAULT_ATOL
 
 
-def test_settings(block, solver, factor, train_step_size=None, train_tol=None):
+def scaled_settings(
+    block, solver, factor, train_step_size=None, train_tol=None
+):
     """The settings that test `block` with `solver` at `factor`.
 
     Args:
@@ -191,7 +193,7 @@ def evaluate_with_solvers(
     keeps its accuracy when tested with a finer step, a higher-order solver
     or a tighter tolerance; a model trained with too coarse a solver loses
     it. Each block is tested relative to its own training settings (see
-    `test_settings`): fixed-step solvers at `h_train / factor`, adaptive
+    `scaled_settings`): fixed-step solvers at `h_train / factor`, adaptive
     ones at `tol_train * factor`. Only the forward pass runs, with
     `adjoint="backprop"` (the same forward solve as every gradient method).
     The model's settings and NFE counters are restored afterwards, and its
@@ -248,7 +250,7 @@ def evaluate_with_solvers(
             solver,
             factor,
             [
-                test_settings(b, solver, factor, train_step_size, train_tol)
+                scaled_settings(b, solver, factor, train_step_size, train_tol)
                 for b in blocks
             ],
         )

@@ -67,9 +67,7 @@ def step_adaptation_initial_step(func, y0, order, t0=0.0, direction=1.0):
     step = tf.constant(direction * h0, y0.dtype)
     y1 = y0 + step * f0
     f1 = tf.convert_to_tensor(func(tf.constant(t0, y0.dtype) + step, y1))
-    d2 = mean_norm(
-        np.asarray(f1, np.float64) - np.asarray(f0, np.float64)
-    ) / h0
+    d2 = mean_norm(np.asarray(f1, np.float64) - np.asarray(f0, np.float64)) / h0
     dmax = max(d1, d2)
     if dmax < 1e-15:
         h1 = max(1e-6, h0 * 1e-3)

@@ -57,8 +57,13 @@ def _draw(axes, rows, x_key, label, color=None, marker="o", linestyle="-"):
     for r, xi, yi in zip(rows, x, y, strict=True):
         if r["factor"] == 1.0:
             axes.plot(
-                [xi], [yi], marker=marker, markersize=11, color=line.get_color(),
-                markerfacecolor="none", linestyle="none",
+                [xi],
+                [yi],
+                marker=marker,
+                markersize=11,
+                color=line.get_color(),
+                markerfacecolor="none",
+                linestyle="none",
             )
     return line
 
@@ -132,8 +137,14 @@ def plot_solver_sweep(tables, path, title=None):
             rows = _split(table)[0].get(solver)
             if rows:
                 lines.append(
-                    _draw(axes, rows, "steps", label, color=cmap[i],
-                          marker=_MARKERS[i % 8])
+                    _draw(
+                        axes,
+                        rows,
+                        "steps",
+                        label,
+                        color=cmap[i],
+                        marker=_MARKERS[i % 8],
+                    )
                 )
         axes.set_xscale("log", base=2)
         axes.set_xlabel("test steps")
@@ -141,8 +152,12 @@ def plot_solver_sweep(tables, path, title=None):
         axes.grid(alpha=0.3)
     axes_list[0].set_ylabel("test accuracy")
     figure.legend(
-        lines, [line.get_label() for line in lines], loc="center right",
-        fontsize=8, title="trained", title_fontsize=8,
+        lines,
+        [line.get_label() for line in lines],
+        loc="center right",
+        fontsize=8,
+        title="trained",
+        title_fontsize=8,
     )
     if title:
         figure.suptitle(title, fontsize=11)

@@ -32,7 +32,8 @@ _DEFAULT_BY_ORDER = {1: "midpoint", 2: "rk4"}
 
 def _fixed_step_names():
     return [
-        n for n in solvers_lib.names(aliases=False)
+        n
+        for n in solvers_lib.names(aliases=False)
         if getattr(solvers_lib.get(n), "tableau", None) is not None
     ]
 
@@ -111,8 +112,7 @@ def tolerance_test_solver(train_solver, tol, test_solver=None):
     test = solvers_lib.get(test_solver)
     if not test.adaptive:
         raise ValueError(
-            f"The tolerance test solver must be adaptive; got "
-            f"{test_solver!r}."
+            f"The tolerance test solver must be adaptive; got {test_solver!r}."
         )
     divisor = 10.0 if test.name == train.name else 5.0
     return solvers_lib.REGISTRY.canonical_name(test_solver), tol / divisor
