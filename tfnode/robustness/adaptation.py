@@ -199,11 +199,11 @@ class StepAdaptation(keras.callbacks.Callback):
                 "StepAdaptation in model.fit needs data=: the training "
                 "dataset (or any source of (x, y) batches) to adapt on."
             )
+        if self.writer is None and self.log_dir is not None:
+            self.writer = tf.summary.create_file_writer(self.log_dir)
         if not self._initialized:
             x, y = self._next_batch()
             self.initialize(x, y)
-        if self.writer is None and self.log_dir is not None:
-            self.writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._nfe_seen = None
