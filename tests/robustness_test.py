@@ -279,6 +279,19 @@ class InitialStepTest(test_util.TestCase):
         self.assertAllClose(h, math.sqrt(0.01 / 2.01), rtol=1e-9)
         self.assertAllClose(h, 0.0705346, rtol=1e-5)
 
+    def test_channels_last_state_has_the_reference_norms(self):
+        # A (batch, d, 1) state (channels last, one channel) is normed over
+        # its d features like the reference's (batch, 1, d).
+        y0 = np.array([[3.0, 4.0], [0.0, 1.0]], np.float32)
+        h_ref = robustness.step_adaptation_initial_step(
+            lambda t, y: 2.0 * y, tf.constant(y0[:, None, :]), order=2
+        )
+        h_last = robustness.step_adaptation_initial_step(
+            lambda t, y: 2.0 * y, tf.constant(y0[:, :, None]), order=2
+        )
+        self.assertAllClose(h_ref, (0.01 / 12) ** (1 / 3), rtol=1e-6)
+        self.assertAllClose(h_last, h_ref, rtol=1e-9)
+
     def test_degenerate_field(self):
         # f = 0: d1 < 1e-5 -> h0 = 1e-6; max(d1, d2) = 0 ->
         # h1 = max(1e-6, 1e-3 h0) = 1e-6; h = min(100 h0, h1) = 1e-6.

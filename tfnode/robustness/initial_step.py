@@ -27,8 +27,16 @@ __all__ = ["mean_norm", "step_adaptation_initial_step"]
 
 
 def mean_norm(x):
-    """Euclidean norm over the last axis, averaged over all other axes."""
+    """Euclidean norm over the last axis, averaged over all other axes.
+
+    Trailing axes of size 1 beyond the second are dropped first: a
+    channels-last state `(batch, d, 1)` has the norms of the channels-first
+    `(batch, 1, d)` of the reference implementation (norms over the `d`
+    features, not absolute values).
+    """
     x = np.asarray(x, dtype=np.float64)
+    while x.ndim > 2 and x.shape[-1] == 1:
+        x = x[..., 0]
     if x.ndim == 0:
         return float(abs(x))
     return float(np.mean(np.linalg.norm(x, axis=-1)))
