@@ -480,6 +480,29 @@ class StepAdaptationTest(test_util.TestCase):
         self.assertEqual(sorted(steps), [0, 2, 4])
         self.assertAllClose(steps[4], 1 / 16)
 
+    def test_counts_batches_with_steps_per_execution(self):
+        model, block = controlled_model(2.6, step_size=0.25)
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.0),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            steps_per_execution=3,
+        )
+        x, y = ones_batch(48)
+        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+        callback = robustness.StepAdaptation(
+            data, interval=4, initial_step=None
+        )
+        model.fit(data, epochs=2, callbacks=[callback], verbose=0)
+        # 12 batches reported in threes: adaptations once 4, 8 and 12
+        # batches are done.
+        self.assertEqual(callback.iteration, 12)
+        self.assertEqual(
+            [(e["iteration"], e["action"]) for e in callback.history],
+            [(0, "init"), (6, "decrease"), (9, "decrease"), (12, "increase")],
+        )
+        # At 16 Euler steps G = 1.0625^16 = 2.638 > c: the gap has closed.
+        self.assertAllClose(block.step_size, 0.25 / 4 * 1.1)
+
     def test_needs_data_in_fit_and_a_supported_solver(self):
         model, _ = controlled_model(2.6, step_size=0.25)
         callback = robustness.StepAdaptation()

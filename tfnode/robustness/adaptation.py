@@ -190,6 +190,7 @@ class StepAdaptation(keras.callbacks.Callback):
         self._batches = None
         self._recent_nfe = collections.deque(maxlen=self.nfe_window)
         self._nfe_seen = None
+        self._last_batch = -1
 
     # ---------------------------------------------------------------- Keras
 
@@ -207,12 +208,17 @@ class StepAdaptation(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._nfe_seen = None
+        self._last_batch = -1
 
     def on_train_batch_end(self, batch, logs=None):
-        self.iteration += 1
+        # With steps_per_execution = k, Keras reports every k-th batch.
+        done = max(1, batch - self._last_batch)
+        self._last_batch = batch
+        before = self.iteration
+        self.iteration += done
         if self.mode == TOLERANCE:
             self._track_nfe()
-        if self.iteration % self.interval == 0:
+        if self.iteration // self.interval > before // self.interval:
             x, y = self._next_batch()
             self.adapt(x, y)
 
