@@ -5,10 +5,31 @@ a function is traced; `predictor` therefore traces a new function each time
 it is called, after the settings have been changed.
 """
 
+import contextlib
+import logging
+
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["as_batches", "correct", "predictor", "unpack"]
+__all__ = ["as_batches", "correct", "predictor", "quiet_retracing", "unpack"]
+
+
+class _RetracingFilter(logging.Filter):
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_retracing():
+    """Silences TF's warning about frequent retracing, which a new solve
+    setting per trace causes on purpose."""
+    logger = logging.getLogger("tensorflow")
+    log_filter = _RetracingFilter()
+    logger.addFilter(log_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(log_filter)
 
 
 def predictor(model):

@@ -490,6 +490,7 @@ class StepAdaptation(keras.callbacks.Callback):
         with (
             _blocks.restored_settings(blocks),
             _blocks.preserved_nfe_counters(blocks),
+            _forward.quiet_retracing(),
         ):
             for block in blocks:
                 _blocks.forward_only(block, **settings)

@@ -261,6 +261,7 @@ def evaluate_with_solvers(
     with (
         _blocks.restored_settings(blocks),
         _blocks.preserved_nfe_counters(blocks),
+        _forward.quiet_retracing(),
     ):
         for solver, factor, settings in plans:
             for block, setting in zip(blocks, settings, strict=True):
