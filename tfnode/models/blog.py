@@ -1,0 +1,100 @@
+"""The MNIST ODENet of 'A Simple Introduction to Neural ODEs'.
+
+```none
+input (28, 28, 1)
+conv3x3 valid, 1 -> 6 (bias); GroupNorm(6 groups); ReLU     (26, 26, 6)
+ODEBlock(GroupNormConvField), dopri5, rtol = atol = 0.1     (26, 26, 6)
+avg_pool 2; flatten; Linear(6 * 13 * 13 -> classes)
+```
+
+The ODE function applies ONE GroupNorm twice (its parameters counted once):
+10,564 trainable parameters in all. Initializers are PyTorch's defaults.
+The post reports 98.62% MNIST test accuracy after 10 epochs of SGD
+(lr 0.001, momentum 0.9, batch 16) on inputs normalised to [-1, 1].
+
+#### References
+
+[1]: A Simple Introduction to Neural ODEs (blog post), with torchdiffeq's
+     `odeint_adjoint`.
+[2]: Chen, Rubanova, Bettencourt, Duvenaud. Neural Ordinary Differential
+     Equations. NeurIPS, 2018.
+"""
+
+import keras
+
+from tfnode.layers import ODEBlock
+from tfnode.layers.vector_fields import GroupNormConvField
+from tfnode.models import inputs
+from tfnode.models.solve_settings import PaperSolve
+from tfnode.models.solve_settings import ode_options
+from tfnode.models.torch_layers import conv2d
+from tfnode.models.torch_layers import dense
+from tfnode.validation import positive_int
+
+__all__ = ["PAPER_SOLVE", "mnist_odenet"]
+
+PAPER_SOLVE = PaperSolve("dopri5", tolerances={"rtol": 0.1, "atol": 0.1})
+
+
+def mnist_odenet(
+    input_shape=None,
+    num_classes=None,
+    *,
+    channels=6,
+    solver=None,
+    steps=None,
+    step_size=None,
+    rtol=None,
+    atol=None,
+    tol=None,
+    adjoint="backprop",
+    **options,
+):
+    """The blog's MNIST ODENet (10,564 parameters).
+
+    Args:
+        input_shape: Image shape; MNIST's `(28, 28, 1)` when unset.
+        num_classes: Number of classes. Default value: `10`.
+        channels: Channels of the stem and of the ODE state (`dim`).
+            Default value: `6`.
+        solver: The solver; `"dopri5"` when unset.
+        steps: Steps of a fixed-grid solve.
+        step_size: Step size of a fixed-grid solve.
+        rtol: Relative tolerance; `0.1` when no grid or tolerance is given
+            to an adaptive solver.
+        atol: Absolute tolerance; `0.1` likewise.
+        tol: Sets both `rtol` and `atol`.
+        adjoint: Gradient method; the post uses torchdiffeq's continuous
+            adjoint (`"continuous"`). Default value: `"backprop"`.
+        **options: Other `odeint` options, passed to the `ODEBlock`.
+
+    Returns:
+        A `keras.Model` from images to logits `(batch, num_classes)`.
+
+    Raises:
+        ValueError: for a bad setting, naming the argument.
+    """
+    channels = positive_int("channels", channels)
+    options = ode_options("mnist_odenet", options)
+    input_shape, num_classes = inputs.resolve(
+        "mnist", input_shape, num_classes
+    )
+    settings = PAPER_SOLVE.block_settings(
+        solver, steps, step_size, rtol, atol, tol, adjoint
+    )
+    images = keras.Input(input_shape, name="images")
+    x = conv2d(images, channels, 3, name="conv1")
+    x = keras.layers.GroupNormalization(
+        groups=min(32, channels), epsilon=1e-5, name="gn"
+    )(x)
+    x = keras.layers.ReLU(name="relu")(x)
+    x = ODEBlock(
+        GroupNormConvField(name="odefunc"),
+        name="odeblock",
+        **settings,
+        **options,
+    )(x)
+    x = keras.layers.AveragePooling2D(2, name="pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    logits = dense(x, num_classes, name="fc")
+    return keras.Model(images, logits, name="mnist_odenet")
