@@ -79,7 +79,7 @@ ACTIVATIONS = {
 }
 
 
-# --- Initializers of the PyTorch originals ---------------------------------
+# --- Initializers of the PyTorch originals -----------------------------------
 
 
 def torch_default_kernel():
@@ -126,9 +126,7 @@ def torch_batch_norm(zero_init=False, **kwargs):
     if init:
         kwargs.setdefault("gamma_initializer", init)
         kwargs.setdefault("beta_initializer", init)
-    return keras.layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, **kwargs
-    )
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, **kwargs)
 
 
 def append_time(t, y):
@@ -164,7 +162,7 @@ def _channels(y_shape, name):
     return int(channels)
 
 
-# --- Base class ---------------------------------------------------------------
+# --- Base class --------------------------------------------------------------
 
 
 class VectorField(keras.layers.Layer):
@@ -242,7 +240,7 @@ def _with_channels(shape, channels):
     return (*shape[:-1], channels)
 
 
-# --- ANODE (Gholami et al. 2019) ----------------------------------------------
+# --- ANODE (Gholami et al. 2019) ---------------------------------------------
 
 
 @keras.saving.register_keras_serializable(package="tfnode")
@@ -402,7 +400,7 @@ class SqueezeNextField(VectorField):
         return config
 
 
-# --- 'ResNet After All?' (Ott et al. 2021) -------------------------------------
+# --- 'ResNet After All?' (Ott et al. 2021) -----------------------------------
 
 
 class _ThreeLayerField(VectorField):
@@ -590,7 +588,7 @@ class DenseField(_ThreeLayerField):
         )
 
 
-# --- GroupNorm field (Chen et al. 2018, 'A Simple Introduction') ------------
+# --- GroupNorm field (Chen et al. 2018, 'A Simple Introduction') -------------
 
 
 @keras.saving.register_keras_serializable(package="tfnode")
@@ -665,7 +663,7 @@ class GroupNormConvField(VectorField):
         return config
 
 
-# --- Sander et al. 2022 ----------------------------------------------------------
+# --- Sander et al. 2022 ------------------------------------------------------
 
 
 @keras.saving.register_keras_serializable(package="tfnode")
@@ -819,9 +817,9 @@ class DepthVaryingField(keras.layers.Layer):
     def call(self, t, y, training=None):
         def branch(field):
             func = as_time_field(field)
-            takes_training = "training" in inspect.signature(
-                field.call
-            ).parameters
+            takes_training = (
+                "training" in inspect.signature(field.call).parameters
+            )
 
             def run():
                 if takes_training:

@@ -130,7 +130,9 @@ def _sqnxt_block(x, filters, stride, name):
 
 
 def _stages(x, widths, block, field_class, settings, options):
-    for i, (width, stride) in enumerate(zip(widths, _STRIDES), start=1):
+    for i, (width, stride) in enumerate(
+        zip(widths, _STRIDES, strict=True), start=1
+    ):
         x = block(x, width, stride, f"stage{i}_block")
         x = ODEBlock(
             field_class(name=f"stage{i}_func"),
@@ -189,7 +191,9 @@ def anode_resnet(
     x = conv2d(images, 64, 3, padding=1, use_bias=False, name="conv1")
     x = torch_batch_norm(name="bn1")(x)
     x = keras.layers.ReLU(name="relu1")(x)
-    x = _stages(x, _RESNET_WIDTHS, _resnet_block, ResNetField, settings, options)
+    x = _stages(
+        x, _RESNET_WIDTHS, _resnet_block, ResNetField, settings, options
+    )
     x = keras.layers.AveragePooling2D(4, name="avg_pool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     logits = dense(x, num_classes, name="linear")

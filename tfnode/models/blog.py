@@ -76,9 +76,7 @@ def mnist_odenet(
     """
     channels = positive_int("channels", channels)
     options = ode_options("mnist_odenet", options)
-    input_shape, num_classes = inputs.resolve(
-        "mnist", input_shape, num_classes
-    )
+    input_shape, num_classes = inputs.resolve("mnist", input_shape, num_classes)
     settings = PAPER_SOLVE.block_settings(
         solver, steps, step_size, rtol, atol, tol, adjoint
     )

@@ -77,9 +77,7 @@ def _network(
     options,
 ):
     options = ode_options(name, options)
-    input_shape, num_classes = inputs.resolve(
-        dataset, input_shape, num_classes
-    )
+    input_shape, num_classes = inputs.resolve(dataset, input_shape, num_classes)
     field = field_class(channels=channels, activation=activation, name="func")
     features = keras.Input(input_shape, name="inputs")
     state = prepare(features)
