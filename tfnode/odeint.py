@@ -14,6 +14,7 @@ from tfnode.stepping import IntegrationOptions
 from tfnode.validation import positive_float
 from tfnode.validation import positive_int
 from tfnode.vector_field import as_time_field
+from tfnode.vector_field import build_for_state
 
 __all__ = ["odeint", "validate_settings"]
 
@@ -169,6 +170,7 @@ def odeint(
             f"{type(args).__name__}."
         )
     args_flat = [tf.convert_to_tensor(a) for a in tf.nest.flatten(args)]
+    build_for_state(func, tf.nest.pack_sequence_as(structure, y0_flat))
     problem = Problem(
         func=_flat_field(func, structure, y0_flat, args),
         y0=y0_flat,

@@ -3,8 +3,9 @@
 import inspect
 
 import keras
+import tensorflow as tf
 
-__all__ = ["as_time_field", "is_autonomous_layer"]
+__all__ = ["as_time_field", "build_for_state", "is_autonomous_layer"]
 
 
 def is_autonomous_layer(func):
@@ -27,3 +28,14 @@ def as_time_field(func):
     if is_autonomous_layer(func):
         return lambda t, y, *args, **kwargs: func(y, *args, **kwargs)
     return func
+
+
+def build_for_state(func, state):
+    """Builds an unbuilt Keras layer `func` for the shape of `state`.
+
+    Keras would infer the build shape from the first call argument, which
+    for a field `f(t, y)` is the time, not the state.
+    """
+    if isinstance(func, keras.layers.Layer) and not func.built:
+        shapes = tf.nest.map_structure(lambda y: tuple(y.shape), state)
+        func.build(shapes)
