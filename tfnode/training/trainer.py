@@ -1,0 +1,428 @@
+"""`train(config)`: one training run, from data to a saved model.
+
+```none
+1. strategy (first: multi-worker must start before any TF op), seeds
+2. model_dir: resume a run of this configuration, refuse any other
+3. data (seeded, epoch-reproducible tf.data pipelines)
+4. model and optimizer in the strategy's scope; restore the last checkpoint
+5. model.fit over the remaining epochs, testing after each; every finished
+   epoch is checkpointed and written to metrics.json and TensorBoard
+6. the trained model as model.keras; optionally the cross-solver table
+```
+
+A run killed at any point and started again with the same configuration
+continues from its last finished epoch and ends with the same weights and
+metrics as an uninterrupted run (the data order and augmentation of each
+epoch depend only on the seed and the epoch; the model, optimizer and
+step-adaptation state are checkpointed).
+"""
+
+import dataclasses
+import math
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from tfnode import datasets
+from tfnode import models
+from tfnode import robustness
+from tfnode.layers import ode_blocks
+from tfnode.training import checkpointing
+from tfnode.training.callbacks import METRICS_FILE
+from tfnode.training.callbacks import EpochRecorder
+from tfnode.training.callbacks import NonFiniteLossGuard
+from tfnode.training.callbacks import StopAtStep
+from tfnode.training.config import default_model_dir
+from tfnode.training.config import validate
+from tfnode.training.distribution import is_chief
+from tfnode.training.distribution import make_strategy
+from tfnode.training.distribution import per_replica_batch_size
+from tfnode.training.optimizers import make_optimizer
+from tfnode.training.run_dir import prepare_model_dir
+from tfnode.training.run_dir import write_json
+
+__all__ = [
+    "MODEL_FILE",
+    "NonFiniteLossError",
+    "SolveFailedError",
+    "TrainResult",
+    "build_model",
+    "resolve",
+    "train",
+]
+
+MODEL_FILE = "model.keras"
+SOLVER_TABLE_FILE = "solver_table.json"
+SOLVER_PLOT_FILE = "solver_table.png"
+ADAPTATION_FILE = "adaptation.json"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss turned NaN or infinite; the run stopped."""
+
+
+class SolveFailedError(RuntimeError):
+    """An ODE solve failed in training (an adaptive solver gave up)."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        config: The resolved configuration.
+        model_dir: Where the run lives.
+        model: The trained Keras model.
+        history: The `metrics.json` rows, one per epoch.
+        initial_epoch: Epochs already done when this call started.
+        solver_table: Rows of the cross-solver evaluation, or `None`.
+    """
+
+    config: object
+    model_dir: str
+    model: keras.Model
+    history: list
+    initial_epoch: int
+    solver_table: list | None = None
+
+    @property
+    def final(self):
+        """The last epoch's row (`{}` before any epoch)."""
+        return self.history[-1] if self.history else {}
+
+
+def resolve(config):
+    """Validates `config` and fills in the network's default dataset."""
+    validate(config)
+    if config.dataset is None:
+        config = config.replace(dataset=models.default_dataset(config.network))
+    return config
+
+
+def build_model(config, info):
+    """The network of `config` for dataset `info` (a `DatasetInfo`)."""
+    kwargs = dict(
+        solver=config.solver,
+        steps=config.steps,
+        step_size=config.step_size,
+        rtol=config.rtol,
+        atol=config.atol,
+        tol=config.tol,
+        adjoint=config.adjoint,
+    )
+    for key in (
+        "channels",
+        "activation",
+        "depth",
+        "method",
+        "planes",
+        "checkpoints",
+        "max_num_steps",
+    ):
+        if getattr(config, key) is not None:
+            kwargs[key] = getattr(config, key)
+    if config.seminorm:
+        kwargs["seminorm"] = True
+    return models.get(config.network)(
+        input_shape=info.input_shape, num_classes=info.num_classes, **kwargs
+    )
+
+
+def _check_test_solvers(config, model):
+    """Fails before training, not after it, on a cross-solver evaluation
+    that cannot run."""
+    for block in ode_blocks(model):
+        for solver in config.test_solvers:
+            robustness.scaled_settings(
+                block, solver, 1.0, config.step_size, config.tol
+            )
+
+
+class _Adaptation:
+    """Step adaptation (Ott et al. 2021) in a run that may be resumed.
+
+    The callback adapts on batches drawn from the training stream; on resume
+    it restarts from the step (tolerance) reached, skips the batches already
+    used and continues counting iterations where it stopped.
+    """
+
+    def __init__(self, config, data, model_dir, saved):
+        saved = saved or {}
+        self.previous = list(saved.get("history", []))
+        used = max(len(self.previous) - 1, 0)
+        stream = data.train_batches(
+            config.batch_size,
+            config.seed,
+            steps_per_epoch=_steps_per_epoch(config, data),
+        ).skip(used)
+        kwargs = dict(
+            data=stream,
+            threshold=config.adaptation_threshold,
+            interval=config.adaptation_interval,
+            max_steps=config.adaptation_max_steps,
+            log_dir=os.path.join(model_dir, "logs", "adaptation"),
+        )
+        if saved.get("step_size") is not None:
+            kwargs["initial_step"] = saved["step_size"]
+        if saved.get("tol") is not None:
+            kwargs["initial_tol"] = saved["tol"]
+        self.resumed = bool(self.previous)
+        self.callback = robustness.StepAdaptation(**kwargs)
+        self.callback.iteration = int(saved.get("iteration", 0))
+
+    def history(self):
+        new = self.callback.history
+        if self.resumed:
+            new = new[1:]  # The restart's own "init" record.
+        return self.previous + list(new)
+
+    def state(self):
+        return dict(
+            adaptation=dict(
+                step_size=self.callback.step_size,
+                tol=self.callback.tol,
+                iteration=self.callback.iteration,
+                history=self.history(),
+            )
+        )
+
+
+def _steps_per_epoch(config, data):
+    steps = data.steps_per_epoch(config.batch_size)
+    if steps < 1:
+        raise ValueError(
+            f"batch_size={config.batch_size} exceeds the {data.num_train} "
+            "training examples."
+        )
+    if config.train_steps is not None:
+        steps = min(steps, config.train_steps)
+    return steps
+
+
+def _schedule(config, data):
+    """`(steps_per_epoch, epochs, total_steps)` of the run."""
+    steps_per_epoch = _steps_per_epoch(config, data)
+    if config.train_steps is not None:
+        epochs = math.ceil(config.train_steps / steps_per_epoch)
+        return steps_per_epoch, epochs, config.train_steps
+    return steps_per_epoch, config.epochs, config.epochs * steps_per_epoch
+
+
+def _describe(config, data, model, epochs, steps_per_epoch, strategy):
+    block = ode_blocks(model)[0]
+    solve = f"{block.solver}"
+    if block.steps is not None:
+        solve += f", {block.steps} steps"
+    elif block.step_size is not None:
+        solve += f", step size {block.step_size:g}"
+    else:
+        solve += f", rtol {block.rtol} atol {block.atol} tol {block.tol}"
+    return (
+        f"{config.network} ({model.count_params():,} parameters, "
+        f"{len(ode_blocks(model))} ODE block(s): {solve}, gradient "
+        f"{block.adjoint}) on {config.dataset} ({data.num_train} train / "
+        f"{data.num_test} test): {epochs} epochs of {steps_per_epoch} steps, "
+        f"global batch {config.batch_size} over "
+        f"{strategy.num_replicas_in_sync} replica(s)"
+    )
+
+
+def train(config, *, strategy=None, callbacks=()):
+    """Trains the network of `config`, resuming its `model_dir` if it holds
+    an unfinished run of the same configuration.
+
+    Args:
+        config: A `TrainConfig`.
+        strategy: A `tf.distribute.Strategy`; made from `config.strategy`
+            and `config.devices` when unset.
+        callbacks: More Keras callbacks, run after the run's own.
+
+    Returns:
+        A `TrainResult`.
+
+    Raises:
+        ValueError: for a bad setting, naming it and its allowed values.
+        ModelDirError: when `model_dir` holds another run or other files.
+        DatasetNotFoundError: when MNIST or CIFAR-10 is missing.
+        NonFiniteLossError: when the loss turns NaN or infinite; the last
+            good checkpoint is kept.
+        SolveFailedError: when an ODE solve fails in training; likewise.
+    """
+    config = resolve(config)
+    if strategy is None:
+        strategy = make_strategy(config.strategy, config.devices)
+    chief = is_chief(strategy)
+    model_dir = config.model_dir or default_model_dir(config)
+    config = config.replace(model_dir=model_dir)
+    per_replica_batch_size(config.batch_size, strategy)
+    eval_batch_size = config.eval_batch_size or config.batch_size
+    per_replica_batch_size(eval_batch_size, strategy, "eval_batch_size")
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.seed)
+
+    resuming = prepare_model_dir(config, model_dir, chief)
+    data = datasets.load(
+        config.dataset,
+        data_dir=config.data_dir,
+        download=config.download,
+        train_examples=config.train_examples,
+        test_examples=config.test_examples,
+        seed=config.data_seed,
+        normalize=config.normalize,
+        augment=config.augment,
+    )
+    steps_per_epoch, epochs, total_steps = _schedule(config, data)
+
+    with strategy.scope():
+        model = build_model(config, data.info)
+        _check_test_solvers(config, model)
+        optimizer = make_optimizer(config, steps_per_epoch, total_steps)
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            jit_compile=config.jit_compile,
+        )
+        optimizer.build(model.trainable_variables)
+
+    state = {}
+    latest = checkpointing.latest_checkpoint(model_dir) if resuming else None
+    if latest is not None:
+        with strategy.scope():
+            state = checkpointing.restore_checkpoint(
+                latest[1], model, optimizer
+            )
+        logging.info("Resuming from %s (epoch %d).", latest[1], state["epoch"])
+    initial_epoch = int(state.get("epoch", 0))
+    history = list(state.get("history", []))
+    logging.info(
+        "Training %s; model_dir=%s",
+        _describe(config, data, model, epochs, steps_per_epoch, strategy),
+        model_dir,
+    )
+
+    guard = NonFiniteLossGuard()
+    run_callbacks = [guard]
+    adaptation = None
+    if config.step_adaptation:
+        adaptation = _Adaptation(
+            config, data, model_dir, state.get("adaptation")
+        )
+        run_callbacks.append(adaptation.callback)
+    if config.train_steps is not None:
+        run_callbacks.append(StopAtStep(config.train_steps))
+    recorder = EpochRecorder(
+        model_dir,
+        chief,
+        history,
+        state.get("elapsed", 0.0),
+        guard,
+        extra_state=adaptation.state if adaptation else None,
+    )
+    run_callbacks.append(recorder)
+    run_callbacks.extend(callbacks)
+
+    if initial_epoch < epochs:
+        try:
+            model.fit(
+                data.train_batches(
+                    config.batch_size,
+                    config.seed,
+                    first_epoch=initial_epoch,
+                    num_epochs=epochs - initial_epoch,
+                    steps_per_epoch=steps_per_epoch,
+                ),
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                validation_data=data.test_batches(eval_batch_size),
+                callbacks=run_callbacks,
+                shuffle=False,  # The pipeline shuffles by (seed, epoch).
+                verbose=config.verbose,
+            )
+        except tf.errors.InvalidArgumentError as error:
+            raise SolveFailedError(
+                f"An ODE solve failed in training after {len(history)} "
+                f"finished epoch(s): {error.message.splitlines()[0]} "
+                f"{_kept(model_dir, history)} Try a tighter tol/rtol/atol, "
+                "a larger max_num_steps, a smaller lr, or a fixed-step "
+                "solver."
+            ) from error
+        if guard.failure is not None:
+            epoch, batch, loss = guard.failure
+            raise NonFiniteLossError(
+                f"The training loss became {loss} at epoch {epoch + 1}, "
+                f"step {batch + 1}; training stopped. "
+                f"{_kept(model_dir, history)} Try a smaller lr, more solver "
+                "steps (steps/step_size) or tighter tolerances."
+            )
+    else:
+        logging.info(
+            "%s already holds the finished run (%d of %d epochs).",
+            model_dir,
+            initial_epoch,
+            epochs,
+        )
+
+    result = TrainResult(config, model_dir, model, history, initial_epoch)
+    if adaptation is not None and chief:
+        write_json(
+            os.path.join(model_dir, ADAPTATION_FILE), adaptation.history()
+        )
+    if chief:
+        model_path = os.path.join(model_dir, MODEL_FILE)
+        if initial_epoch < epochs or not tf.io.gfile.exists(model_path):
+            model.save(model_path)
+    if config.test_solvers and chief:
+        result.solver_table = _solver_table(
+            config, model, data, eval_batch_size, model_dir
+        )
+    if result.final:
+        logging.info(
+            "Final test accuracy %.4f (test loss %.4f) after %d epochs; "
+            "metrics in %s",
+            result.final["test_accuracy"],
+            result.final["test_loss"],
+            result.final["epoch"],
+            os.path.join(model_dir, METRICS_FILE),
+        )
+    return result
+
+
+def _kept(model_dir, history):
+    if not history:
+        return "No epoch finished, so no checkpoint was written."
+    return (
+        f"The last good checkpoint (epoch {history[-1]['epoch']}) is kept "
+        f"in {checkpointing.checkpoint_dir(model_dir)}."
+    )
+
+
+def _solver_table(config, model, data, batch_size, model_dir):
+    table = robustness.evaluate_with_solvers(
+        model,
+        data.test_batches(batch_size),
+        config.test_solvers,
+        config.test_factors,
+        train_step_size=config.step_size,
+        train_tol=config.tol,
+    )
+    write_json(os.path.join(model_dir, SOLVER_TABLE_FILE), table)
+    if any(math.isfinite(row["accuracy"]) for row in table):
+        robustness.plot_solver_table(
+            table,
+            os.path.join(model_dir, SOLVER_PLOT_FILE),
+            title=f"{config.network} on {config.dataset}",
+        )
+    for row in table:
+        logging.info(
+            "Test with %s (factor %g): accuracy %.4f, NFE %s",
+            row["solver"],
+            row["factor"],
+            row["accuracy"],
+            row["nfe"],
+        )
+    return table
