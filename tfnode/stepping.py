@@ -210,9 +210,12 @@ def initial_step_size(func, t0, y0, f0, direction, order, options):
     h0 = tf.where(small, tf.constant(1e-6, dtype), 0.01 * d0 / d1)
     y1 = [y + direction * h0 * f for y, f in zip(y0, f0, strict=True)]
     f1 = [tf.stop_gradient(f) for f in func(t0 + direction * h0, y1)]
-    d2 = options.norm(
-        [(b - a) / s for a, b, s in zip(f0, f1, scale, strict=True)]
-    ) / h0
+    d2 = (
+        options.norm(
+            [(b - a) / s for a, b, s in zip(f0, f1, scale, strict=True)]
+        )
+        / h0
+    )
     dmax = tf.maximum(d1, d2)
     h1 = tf.where(
         dmax <= 1e-15,
@@ -266,8 +269,7 @@ class _Recorder:
         self.states = []
         if states:
             self.states = [
-                tf.TensorArray(y.dtype, element_shape=y.shape, **kw)
-                for y in y0
+                tf.TensorArray(y.dtype, element_shape=y.shape, **kw) for y in y0
             ]
 
     def arrays(self):
@@ -333,12 +335,6 @@ def integrate(
         record_size = options.max_num_steps + 1 if xla else None
 
     fsal = solver.fsal
-    outputs = [
-        tf.TensorArray(
-            y.dtype, size=num_times, element_shape=y.shape
-        ).write(0, y)
-        for y in y0
-    ]
     nfe = tf.constant(0, tf.int32)
     f0 = None
     if fsal or not fixed:
@@ -374,24 +370,34 @@ def integrate(
     def fixed_interval(i, y, f, h, counters, records):
         t_a, t_b = t[i - 1], t[i]
         n_steps, h_nominal = fixed_grid(t_a, t_b, options)
+        nfe, accepted, rejected, status = counters
+        evals_per_step = []
 
-        def body(n, y, f, counters, records):
-            nfe, accepted, rejected, status = counters
-            t_n, h_n = grid_step(t_a, t_b, n, n_steps, h_nominal)
-            last = n == n_steps - 1
+        def body(n, y, f, records):
+            if options.step_size is None:
+                # A uniform grid: no clamping, round-off aside.
+                t_n, h_n = t_a + tf.cast(n, dtype) * h_nominal, h_nominal
+            else:
+                t_n, h_n = grid_step(t_a, t_b, n, n_steps, h_nominal)
             y1, f1, _, evals = solver.step(func, t_n, y, h_n, f or None)
-            f1 = f1 or []
+            evals_per_step.append(evals)
             if records:
-                out = tf.where(last, i, -1)
-                records = _record(records, accepted, t_n, h_n, y, out)
-            counters = (nfe + evals, accepted + 1, rejected, status)
-            return n + 1, y1, f1, counters, records
+                out = tf.where(n == n_steps - 1, i, -1)
+                records = _record(records, accepted + n, t_n, h_n, y, out)
+            return n + 1, y1, f1 or [], records
 
-        _, y, f, counters, records = tf.while_loop(
+        _, y, f, records = tf.while_loop(
             lambda n, *_: n < n_steps,
             body,
-            (tf.constant(0, tf.int32), y, f, counters, records),
+            (tf.constant(0, tf.int32), y, f, records),
             maximum_iterations=inner_max,
+        )
+        n_steps = tf.convert_to_tensor(n_steps, tf.int32)
+        counters = (
+            nfe + evals_per_step[0] * n_steps,
+            accepted + n_steps,
+            rejected,
+            status,
         )
         return y, f, h, counters, records
 
@@ -471,7 +477,7 @@ def integrate(
 
     interval = fixed_interval if fixed else adaptive_interval
 
-    def outer_body(i, y, f, h, counters, records, outputs):
+    def advance(i, y, f, h, counters, records):
         y, f, h, counters, records = interval(i, y, f, h, counters, records)
         status = counters[3]
         status = tf.where(
@@ -479,21 +485,39 @@ def integrate(
             Status.NON_FINITE,
             status,
         )
-        counters = (*counters[:3], status)
-        outputs = [ta.write(i, v) for ta, v in zip(outputs, y, strict=True)]
-        return i + 1, y, f, h, counters, records, outputs
+        return y, f, h, (*counters[:3], status), records
 
     records = recorder.arrays() if recorder is not None else ()
-    _, _, _, _, counters, records, outputs = tf.while_loop(
-        lambda i, *c: (i < num_times) & (c[3][3] == Status.SUCCESS),
-        outer_body,
-        (tf.constant(1, tf.int32), y0, f0, h0, counters, records, outputs),
-        maximum_iterations=(
-            num_times - 1 if isinstance(num_times, int) else None
-        ),
-    )
+    if num_times == 2:
+        # One interval (the common case of a Neural ODE block): no loop
+        # over output times.
+        y1, _, _, counters, records = advance(
+            tf.constant(1, tf.int32), y0, f0, h0, counters, records
+        )
+        ys = [tf.stack([a, b]) for a, b in zip(y0, y1, strict=True)]
+    else:
+        outputs = [
+            tf.TensorArray(
+                y.dtype, size=num_times, element_shape=y.shape
+            ).write(0, y)
+            for y in y0
+        ]
+
+        def outer_body(i, y, f, h, counters, records, outputs):
+            y, f, h, counters, records = advance(i, y, f, h, counters, records)
+            outputs = [ta.write(i, v) for ta, v in zip(outputs, y, strict=True)]
+            return i + 1, y, f, h, counters, records, outputs
+
+        _, _, _, _, counters, records, outputs = tf.while_loop(
+            lambda i, *c: (i < num_times) & (c[3][3] == Status.SUCCESS),
+            outer_body,
+            (tf.constant(1, tf.int32), y0, f0, h0, counters, records, outputs),
+            maximum_iterations=(
+                num_times - 1 if isinstance(num_times, int) else None
+            ),
+        )
+        ys = [ta.stack() for ta in outputs]
     nfe, accepted, rejected, status = counters
-    ys = [ta.stack() for ta in outputs]
     ys = _check_status(ys, status, xla)
     stats = SolveStats(nfe, accepted, rejected, status)
     trajectory = None
@@ -510,15 +534,17 @@ def integrate(
 
 
 def _check_status(ys, status, xla):
-    """Raises on a failed solve; under XLA, where asserts are no-ops, NaNs."""
-    checks = []
-    if not xla:
-        for code, message in _STATUS_MESSAGES.items():
-            checks.append(
-                tf.debugging.Assert(status != code, [message], summarize=1)
-            )
-    with tf.control_dependencies(checks):
+    """Raises on a failed solve; under XLA, where asserts are no-ops, the
+    states turn to NaN so a failure is never silent."""
+    if xla:
         ok = status == Status.SUCCESS
-        return [
-            tf.where(ok, y, tf.constant(np.nan, y.dtype)) for y in ys
-        ]
+        return [tf.where(ok, y, tf.constant(np.nan, y.dtype)) for y in ys]
+    messages = tf.constant(
+        ["odeint: solved."]
+        + [_STATUS_MESSAGES[code] for code in sorted(_STATUS_MESSAGES)]
+    )
+    check = tf.debugging.Assert(
+        status == Status.SUCCESS, [tf.gather(messages, status)], summarize=1
+    )
+    with tf.control_dependencies([check]):
+        return [tf.identity(y) for y in ys]
