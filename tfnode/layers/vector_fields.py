@@ -43,6 +43,7 @@ BatchNorm       momentum 0.1 in torch terms (0.9 here), epsilon 1e-5
      Equations. NeurIPS, 2018.
 """
 
+import functools
 import inspect
 import math
 
@@ -743,6 +744,14 @@ class TinyResidualField(VectorField):
         return config
 
 
+def _call_field(field, t, y, training):
+    """`field(t, y)` or `field(y)`, with `training` where it takes it."""
+    func = as_time_field(field)
+    if "training" in inspect.signature(field.call).parameters:
+        return func(t, y, training=training)
+    return func(t, y)
+
+
 @keras.saving.register_keras_serializable(package="tfnode")
 class DepthVaryingField(keras.layers.Layer):
     """A field whose weights vary with depth: `f(t, y) = f_n(t, y)` with
@@ -815,22 +824,41 @@ class DepthVaryingField(keras.layers.Layer):
                 field.build(y_shape)
 
     def call(self, t, y, training=None):
-        def branch(field):
-            func = as_time_field(field)
-            takes_training = (
-                "training" in inspect.signature(field.call).parameters
+        index = self.index(t)
+        if not training:
+            return tf.switch_case(
+                index,
+                [
+                    functools.partial(_call_field, field, t, y, training)
+                    for field in self.fields
+                ],
             )
+        # In training, sub-fields update state (BatchNorm moving statistics)
+        # inside their branch. Each branch runs in its own StatelessScope
+        # and returns the new values, assigned here, outside the branches:
+        # an enclosing StatelessScope (a recomputing gradient method, or
+        # `stateless_call`) then records tensors of this graph, never of a
+        # branch's.
+        variables = self.variables
+        values = [v.value for v in variables]
+        state = self.non_trainable_variables
 
+        def branch(field):
             def run():
-                if takes_training:
-                    return func(t, y, training=training)
-                return func(t, y)
+                with keras.StatelessScope(
+                    state_mapping=list(zip(variables, values, strict=True))
+                ) as scope:
+                    out = _call_field(field, t, y, training)
+                return out, [scope.get_current_value(v) for v in state]
 
             return run
 
-        return tf.switch_case(
-            self.index(t), [branch(field) for field in self.fields]
+        out, new_values = tf.switch_case(
+            index, [branch(field) for field in self.fields]
         )
+        for variable, value in zip(state, new_values, strict=True):
+            variable.assign(value)
+        return out
 
     def compute_output_shape(self, y_shape, t_shape=None):
         del t_shape

@@ -37,32 +37,6 @@ PAPER_SOLVE = PaperSolve(
     "euler", grid={"step_size": 1.0}, tolerances={"tol": 1e-8}
 )
 
-_COMMON_ARGS_DOC = """
-    Args:
-        input_shape: Input shape without the batch axis; the default
-            dataset's when unset.
-        num_classes: Number of classes; the default dataset's when unset.
-        channels: Hidden channels of the ODE function (the reference's
-            `ch_residual_block`). Default value: `32`.
-        activation: `"relu"`, `"lrelu"` or `"sigmoid"`. Default: `"relu"`.
-        solver: The solver; `"euler"` when unset.
-        steps: Steps of a fixed-grid solve.
-        step_size: Step size of a fixed-grid solve; `1.0` when no grid or
-            tolerance is given to a fixed-step solver.
-        rtol: Relative tolerance of an adaptive solve.
-        atol: Absolute tolerance of an adaptive solve.
-        tol: Sets `rtol` and `atol`; `1e-8` when no grid or tolerance is
-            given to an adaptive solver.
-        adjoint: Gradient method. Default value: `"backprop"`.
-        **options: Other `odeint` options, passed to the `ODEBlock`.
-
-    Returns:
-        A `keras.Model` from inputs to logits `(batch, num_classes)`.
-
-    Raises:
-        ValueError: for a bad setting, naming the argument.
-"""
-
 
 def _network(
     name,
@@ -114,6 +88,31 @@ def simple_odenet(
 ):
     """`simple_odenet`: a Conv1D ODE function on points `(d,)`, seen as
     `(d, 1)` sequences; concentric_sphere2 by default (3,207 parameters).
+
+    Args:
+        input_shape: Input shape without the batch axis; `(2,)`
+            (concentric_sphere2) when unset. A point `(d,)` is read as a
+            sequence `(d, 1)`.
+        num_classes: Number of classes; the default dataset's when unset.
+        channels: Hidden channels of the ODE function (the reference's
+            `ch_residual_block`). Default value: `32`.
+        activation: `"relu"`, `"lrelu"` or `"sigmoid"`. Default: `"relu"`.
+        solver: The solver; `"euler"` when unset.
+        steps: Steps of a fixed-grid solve.
+        step_size: Step size of a fixed-grid solve; `1.0` when no grid or
+            tolerance is given to a fixed-step solver.
+        rtol: Relative tolerance of an adaptive solve.
+        atol: Absolute tolerance of an adaptive solve.
+        tol: Sets `rtol` and `atol`; `1e-8` when no grid or tolerance is
+            given to an adaptive solver.
+        adjoint: Gradient method. Default value: `"backprop"`.
+        **options: Other `odeint` options, passed to the `ODEBlock`.
+
+    Returns:
+        A `keras.Model` from inputs to logits `(batch, num_classes)`.
+
+    Raises:
+        ValueError: for a bad setting, naming the argument.
     """
 
     def as_sequence(points):
@@ -161,7 +160,32 @@ def linear_odenet(
     **options,
 ):
     """`linear_odenet`: a dense ODE function on points `(d,)`;
-    concentric_sphere2 by default (1,224 parameters)."""
+    concentric_sphere2 by default (1,224 parameters).
+
+    Args:
+        input_shape: Input shape without the batch axis; `(2,)`
+            (concentric_sphere2) when unset.
+        num_classes: Number of classes; the default dataset's when unset.
+        channels: Hidden channels of the ODE function (the reference's
+            `ch_residual_block`). Default value: `32`.
+        activation: `"relu"`, `"lrelu"` or `"sigmoid"`. Default: `"relu"`.
+        solver: The solver; `"euler"` when unset.
+        steps: Steps of a fixed-grid solve.
+        step_size: Step size of a fixed-grid solve; `1.0` when no grid or
+            tolerance is given to a fixed-step solver.
+        rtol: Relative tolerance of an adaptive solve.
+        atol: Absolute tolerance of an adaptive solve.
+        tol: Sets `rtol` and `atol`; `1e-8` when no grid or tolerance is
+            given to an adaptive solver.
+        adjoint: Gradient method. Default value: `"backprop"`.
+        **options: Other `odeint` options, passed to the `ODEBlock`.
+
+    Returns:
+        A `keras.Model` from inputs to logits `(batch, num_classes)`.
+
+    Raises:
+        ValueError: for a bad setting, naming the argument.
+    """
     return _network(
         "linear_odenet",
         "concentric_sphere2",
@@ -201,7 +225,32 @@ def odenet(
 ):
     """`odenet`: a Conv2D ODE function on the raw image; CIFAR-10 by
     default (40,205 parameters at `channels=32`, 179,213 at 128; on MNIST
-    17,195 and 155,819)."""
+    17,195 and 155,819).
+
+    Args:
+        input_shape: Input shape without the batch axis; `(32, 32, 3)`
+            (CIFAR-10) when unset.
+        num_classes: Number of classes; the default dataset's when unset.
+        channels: Hidden channels of the ODE function (the reference's
+            `ch_residual_block`). Default value: `32`.
+        activation: `"relu"`, `"lrelu"` or `"sigmoid"`. Default: `"relu"`.
+        solver: The solver; `"euler"` when unset.
+        steps: Steps of a fixed-grid solve.
+        step_size: Step size of a fixed-grid solve; `1.0` when no grid or
+            tolerance is given to a fixed-step solver.
+        rtol: Relative tolerance of an adaptive solve.
+        atol: Absolute tolerance of an adaptive solve.
+        tol: Sets `rtol` and `atol`; `1e-8` when no grid or tolerance is
+            given to an adaptive solver.
+        adjoint: Gradient method. Default value: `"backprop"`.
+        **options: Other `odeint` options, passed to the `ODEBlock`.
+
+    Returns:
+        A `keras.Model` from inputs to logits `(batch, num_classes)`.
+
+    Raises:
+        ValueError: for a bad setting, naming the argument.
+    """
     return _network(
         "odenet",
         "cifar10",
@@ -222,7 +271,3 @@ def odenet(
         ),
         options,
     )
-
-
-for _builder in (simple_odenet, linear_odenet, odenet):
-    _builder.__doc__ += _COMMON_ARGS_DOC
