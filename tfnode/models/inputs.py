@@ -4,6 +4,8 @@ Inputs are channels-last float32: a concentric-spheres point is a vector
 `(d,)`, an MNIST image `(28, 28, 1)`, a CIFAR-10 image `(32, 32, 3)`.
 """
 
+import numbers
+
 __all__ = ["DATASETS", "resolve"]
 
 # dataset name -> (input shape, number of classes)
@@ -27,14 +29,21 @@ def resolve(dataset, input_shape, num_classes):
     default_shape, default_classes = DATASETS[dataset]
     shape = default_shape if input_shape is None else tuple(input_shape)
     if not shape or not all(
-        isinstance(size, int) and not isinstance(size, bool) and size > 0
+        isinstance(size, numbers.Integral)
+        and not isinstance(size, bool)
+        and size > 0
         for size in shape
     ):
         raise ValueError(
             f"input_shape must be a tuple of positive ints, without the "
             f"batch axis (e.g. {default_shape}); got {input_shape!r}."
         )
+    shape = tuple(int(size) for size in shape)
     classes = default_classes if num_classes is None else num_classes
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
+    if (
+        isinstance(classes, bool)
+        or not isinstance(classes, numbers.Integral)
+        or classes < 2
+    ):
         raise ValueError(f"num_classes must be an int >= 2; got {classes!r}.")
-    return shape, classes
+    return shape, int(classes)
