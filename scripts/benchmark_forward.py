@@ -20,9 +20,9 @@ from absl import flags as absl_flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import standard_problems  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import standard_problems  # noqa: E402
 import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FLAGS

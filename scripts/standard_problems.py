@@ -1,9 +1,10 @@
 """The standard benchmark problems of tfnode, and hand-written references.
 
-| name | state | vector field f(t, y) |
-|---|---|---|
-| `mlp` | batch 256 x 32 | Dense(64, tanh) -> Dense(32) |
-| `conv` | batch 32 x 16 x 16 x 32 | Conv3x3 -> GroupNorm(8) -> ReLU -> Conv3x3 -> GroupNorm(8) |
+```none
+mlp   state 256 x 32           Dense(64, tanh) -> Dense(32)
+conv  state 32 x 16 x 16 x 32  Conv3x3(32) -> GroupNorm(8) -> ReLU
+                               -> Conv3x3(32) -> GroupNorm(8)
+```
 
 A training step solves over t in [0, 1], takes loss = mean(y(1)^2),
 differentiates it and applies one SGD update.
