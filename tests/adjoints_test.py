@@ -334,6 +334,30 @@ class GradientReachTest(test_util.TestCase):
         self.assertIsNotNone(g_idle)
         self.assertEqual(float(g_idle), 0.0)
 
+    def test_tfp_dopri5_with_the_continuous_adjoint(self):
+        y0 = tf.constant([0.5], tf.float64)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(y0)
+            ys = tfnode.odeint(
+                problems.riccati,
+                y0,
+                [0.0, 1.0],
+                solver="tfp_dopri5",
+                tol=1e-9,
+                adjoint="continuous",
+            )
+            y1 = ys[-1]
+            plain = tfnode.odeint(
+                problems.riccati, y0, [0.0, 1.0], solver="tfp_dopri5"
+            )[-1]
+        self.assertAllClose(
+            tape.gradient(y1, y0),
+            [problems.riccati_grad_y0(1.0, 0.5)],
+            rtol=1e-6,
+        )
+        with self.assertRaisesRegex(ValueError, "adjoint='continuous'"):
+            tape.gradient(plain, y0)
+
     @test_util.parameterized.product(
         adjoint=("backprop", "anode", "continuous", "reversible"),
         mode=("tf_function", "xla"),
