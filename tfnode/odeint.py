@@ -1,5 +1,6 @@
 """`odeint`: the one entry point of every solve and every gradient method."""
 
+import inspect
 import math
 import numbers
 
@@ -18,6 +19,21 @@ from tfnode.vector_field import build_for_state
 
 __all__ = ["odeint", "validate_settings"]
 
+_INTEGRATION_SETTINGS = (
+    "steps",
+    "step_size",
+    "rtol",
+    "atol",
+    "tol",
+    "first_step",
+    "min_step",
+    "max_step",
+    "safety",
+    "ifactor",
+    "dfactor",
+    "max_num_steps",
+    "norm",
+)
 DEFAULT_RTOL = 1e-3
 DEFAULT_ATOL = 1e-6
 
@@ -217,19 +233,8 @@ def validate_settings(
     solver_obj = solvers.get(solver)
     method = adjoints.get(adjoint)
     defaults = {
-        "steps": None,
-        "step_size": None,
-        "rtol": None,
-        "atol": None,
-        "tol": None,
-        "first_step": None,
-        "min_step": 0.0,
-        "max_step": math.inf,
-        "safety": 0.9,
-        "ifactor": 10.0,
-        "dfactor": 0.2,
-        "max_num_steps": 10_000,
-        "norm": None,
+        name: inspect.signature(odeint).parameters[name].default
+        for name in _INTEGRATION_SETTINGS
     }
     unknown = set(integration) - set(defaults)
     if unknown:
@@ -250,8 +255,9 @@ def validate_settings(
     return solver_obj, method, options, adjoint_options
 
 
-def _integration_options(solver, *, steps, step_size, rtol, atol, tol, norm,
-                         **controls):
+def _integration_options(
+    solver, *, steps, step_size, rtol, atol, tol, norm, **controls
+):
     if steps is not None and step_size is not None:
         raise ValueError(
             "Pass steps= or step_size=, not both; got "

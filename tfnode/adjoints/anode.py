@@ -94,30 +94,46 @@ def _zeros_like(tensors):
     return [tf.zeros_like(x) for x in tensors]
 
 
+def _reverse_step(
+    problem, trajectory, grad_ys, args, variables, n, y_n, gradients
+):
+    """Reverses step `n` from its start state `y_n`: adds the gradient of
+    the output the step ends on, then takes the step's VJP.
+
+    `gradients` and the result are `(cotangent, grad_args, grad_vars)`;
+    also returns the NFE of the recomputed step.
+    """
+    cotangent, grad_args, grad_vars = gradients
+    cotangent = _with_output_gradient(
+        cotangent, grad_ys, trajectory.output_index[n]
+    )
+    cotangent, d_args, d_vars, evals = step_vjp(
+        problem,
+        trajectory.times[n],
+        trajectory.steps[n],
+        y_n,
+        args,
+        variables,
+        cotangent,
+    )
+    return (cotangent, add(grad_args, d_args), add(grad_vars, d_vars)), evals
+
+
 def _reverse_sweep_stored(problem, trajectory, y0, grad_ys, args, variables):
     """Reverse sweep over the steps, each state read from the trajectory."""
 
     def body(n, cotangent, grad_args, grad_vars, nfe):
-        cotangent = _with_output_gradient(
-            cotangent, grad_ys, trajectory.output_index[n]
-        )
-        y_n = at(trajectory.states, n)
-        cotangent, d_args, d_vars, evals = step_vjp(
+        gradients, evals = _reverse_step(
             problem,
-            trajectory.times[n],
-            trajectory.steps[n],
-            y_n,
+            trajectory,
+            grad_ys,
             args,
             variables,
-            cotangent,
+            n,
+            at(trajectory.states, n),
+            (cotangent, grad_args, grad_vars),
         )
-        return (
-            n - 1,
-            cotangent,
-            add(grad_args, d_args),
-            add(grad_vars, d_vars),
-            nfe + evals,
-        )
+        return (n - 1, *gradients, nfe + evals)
 
     _, cotangent, grad_args, grad_vars, nfe = tf.while_loop(
         lambda n, *_: n >= 0,
@@ -187,21 +203,6 @@ def _reverse_sweep_revolve(problem, trajectory, y0, grad_ys, args, variables):
         )
         return y, nfe
 
-    def reverse_step(n, y_n, cotangent, grad_args, grad_vars):
-        cotangent = _with_output_gradient(
-            cotangent, grad_ys, trajectory.output_index[n]
-        )
-        cotangent, d_args, d_vars, evals = step_vjp(
-            problem,
-            trajectory.times[n],
-            trajectory.steps[n],
-            y_n,
-            args,
-            variables,
-            cotangent,
-        )
-        return cotangent, add(grad_args, d_args), add(grad_vars, d_vars), evals
-
     def body(depth, starts, ends, buffer, cotangent, grad_args, grad_vars, nfe):
         top = depth - 1
         start, end = starts[top], ends[top]
@@ -218,8 +219,15 @@ def _reverse_sweep_revolve(problem, trajectory, y0, grad_ys, args, variables):
         reverse_now = single | (free == 0)
 
         def reverse_branch():
-            c, ga, gv, e = reverse_step(
-                target, y, cotangent, grad_args, grad_vars
+            (c, ga, gv), e = _reverse_step(
+                problem,
+                trajectory,
+                grad_ys,
+                args,
+                variables,
+                target,
+                y,
+                (cotangent, grad_args, grad_vars),
             )
             new_ends = tf.tensor_scatter_nd_update(ends, [[top]], [target])
             return (

@@ -136,9 +136,13 @@ class CustomGradientMethod(GradientMethod):
         ys = solve_with_custom_gradient(*problem.y0, *problem.args)
         return list(ys), stats_box[0]
 
-    @abc.abstractmethod
     def forward(self, problem, y0, args):
-        """Returns `(ys, stats, saved)`."""
+        """Returns `(ys, stats, saved)`; by default a plain solve that saves
+        nothing beyond the outputs."""
+        ys, stats, _ = problem.solver.integrate(
+            problem.field(args), y0, problem.t, problem.options
+        )
+        return ys, stats, None
 
     @abc.abstractmethod
     def backward(self, problem, saved, ys, grad_ys, y0, args, variables):

@@ -103,12 +103,6 @@ class Continuous(CustomGradientMethod):
                 )
         return backward, backward_options
 
-    def forward(self, problem, y0, args):
-        ys, stats, _ = problem.solver.integrate(
-            problem.field(args), y0, problem.t, problem.options
-        )
-        return ys, stats, None
-
     def backward(self, problem, saved, ys, grad_ys, y0, args, variables):
         del saved
         solver, options = self._backward_setup(

@@ -54,12 +54,6 @@ class Reversible(CustomGradientMethod):
                 "step_size=."
             )
 
-    def forward(self, problem, y0, args):
-        ys, stats, _ = problem.solver.integrate(
-            problem.field(args), y0, problem.t, problem.options
-        )
-        return ys, stats, None
-
     def backward(self, problem, saved, ys, grad_ys, y0, args, variables):
         del saved
         field = problem.field(args)
