@@ -96,7 +96,8 @@ class ParameterCountTest(test_util.TestCase):
     def test_default_input_is_the_default_dataset(self):
         for name in _NAMES:
             dataset = models.default_dataset(name)
-            shape, classes = models.inputs.DATASETS[dataset]
+            info = tfnode.datasets.get(dataset)
+            shape, classes = info.input_shape, info.num_classes
             model = models.get(name)()
             self.assertEqual(model.input_shape, (None, *shape), name)
             self.assertEqual(model.output_shape, (None, classes), name)

@@ -349,6 +349,24 @@ class DepthVaryingFieldTest(test_util.TestCase):
         self.assertNotAllClose(after[1], before[1])
         self.assertAllClose(after[2], before[2])
 
+    def test_training_gradients_are_the_sub_field_gradients(self):
+        field = self._field(3)
+        y = _state((4, 4, 3), seed=6)
+        sub = field.fields[2]
+
+        def grads(func):
+            with tf.GradientTape() as tape:
+                tape.watch(y)
+                loss = tf.reduce_sum(func(0.8, y, training=True) ** 3)
+            return tape.gradient(loss, [y, *field.trainable_weights])
+
+        expected, actual = grads(sub), grads(field)
+        for a, e in zip(actual, expected, strict=True):
+            if e is None:  # a weight of another sub-field: no gradient
+                self.assertTrue(a is None or not np.any(a))
+            else:
+                self.assertAllClose(a, e, atol=1e-5)
+
     def test_state_updates_are_collected_by_a_stateless_scope(self):
         field = self._field(3)
         before = field.fields[2].bn2.moving_variance.numpy()

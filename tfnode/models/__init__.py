@@ -26,7 +26,7 @@ model = tfnode.models.get("tiny_resnet")(depth=16, method="heun",
 ```
 """
 
-from tfnode.models import inputs
+from tfnode import datasets
 from tfnode.models.anode import anode_resnet
 from tfnode.models.anode import anode_sqnxt
 from tfnode.models.blog import mnist_odenet
@@ -67,7 +67,7 @@ for _build, _dataset in (
 ):
     REGISTRY.register(_build.__name__, _build)
     DEFAULT_DATASETS[_build.__name__] = _dataset
-    assert _dataset in inputs.DATASETS
+    datasets.get(_dataset)  # a registered dataset
 
 get = REGISTRY.get
 names = REGISTRY.names

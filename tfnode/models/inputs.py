@@ -1,33 +1,31 @@
-"""Input shapes and class counts of the datasets the networks default to.
+"""A network's input shape and class count: given, or its dataset's.
 
-Inputs are channels-last float32: a concentric-spheres point is a vector
-`(d,)`, an MNIST image `(28, 28, 1)`, a CIFAR-10 image `(32, 32, 3)`.
+Inputs are channels-last float32, as `tfnode.datasets` makes them: a
+concentric-spheres point is a vector `(d,)`, an MNIST image `(28, 28, 1)`,
+a CIFAR-10 image `(32, 32, 3)`.
 """
 
 import numbers
 
-__all__ = ["DATASETS", "resolve"]
+from tfnode import datasets
 
-# dataset name -> (input shape, number of classes)
-DATASETS = {
-    "cifar10": ((32, 32, 3), 10),
-    "mnist": ((28, 28, 1), 10),
-    "concentric_sphere2": ((2,), 2),
-    "concentric_sphere3": ((3,), 2),
-    "concentric_sphere10": ((10,), 2),
-    "concentric_sphere900": ((900,), 2),
-}
+__all__ = ["resolve"]
 
 
 def resolve(dataset, input_shape, num_classes):
-    """`(input_shape, num_classes)`, each `dataset`'s where unset.
+    """`(input_shape, num_classes)`, each the `dataset`'s where unset.
+
+    Args:
+        dataset: A `tfnode.datasets` name, the network's default dataset.
+        input_shape: Shape of one input (no batch axis), or `None`.
+        num_classes: Number of classes, or `None`.
 
     Raises:
         ValueError: for an input shape with unknown (None) or non-positive
             sizes, or a class count below 2.
     """
-    default_shape, default_classes = DATASETS[dataset]
-    shape = default_shape if input_shape is None else tuple(input_shape)
+    info = datasets.get(dataset)
+    shape = info.input_shape if input_shape is None else tuple(input_shape)
     if not shape or not all(
         isinstance(size, numbers.Integral)
         and not isinstance(size, bool)
@@ -36,10 +34,10 @@ def resolve(dataset, input_shape, num_classes):
     ):
         raise ValueError(
             f"input_shape must be a tuple of positive ints, without the "
-            f"batch axis (e.g. {default_shape}); got {input_shape!r}."
+            f"batch axis (e.g. {info.input_shape}); got {input_shape!r}."
         )
     shape = tuple(int(size) for size in shape)
-    classes = default_classes if num_classes is None else num_classes
+    classes = info.num_classes if num_classes is None else num_classes
     if (
         isinstance(classes, bool)
         or not isinstance(classes, numbers.Integral)
