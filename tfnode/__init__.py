@@ -1,6 +1,7 @@
 """tfnode: Neural ODEs for Keras 3 / TensorFlow 2 with exact gradients."""
 
 from tfnode import adjoints
+from tfnode import models
 from tfnode import norms
 from tfnode import solvers
 from tfnode.diagnostics import NFECounter
@@ -19,6 +20,7 @@ __all__ = [
     "SolveStats",
     "Status",
     "adjoints",
+    "models",
     "norms",
     "ode_blocks",
     "odeint",
