@@ -12,7 +12,7 @@ fields follow their papers layer for layer, initializers included:
 | `Conv1DField` | Conv1D k1, act, Conv1D k3, act, Conv1D k1 | Ott et al. |
 | `Conv2DField` | conv1x1, act, conv3x3, act, conv1x1 | Ott et al. |
 | `DenseField` | Dense, act, Dense, act, Dense | Ott et al. |
-| `GroupNormConvField` | GN-ReLU-conv3x3-GN, one shared GN | Chen et al. |
+| `GroupNormConvField` | GN-ReLU-conv3x3-GN, one shared GN | MNIST blog |
 | `TinyResidualField` | conv3x3-BN-ReLU-conv3x3-BN | Sander et al. |
 | `DepthVaryingField` | sub-field `round(t * depth)` | Sander et al. |
 
@@ -41,6 +41,7 @@ BatchNorm       momentum 0.1 in torch terms (0.9 here), epsilon 1e-5
      Ordinary Differential Equations? NeurIPS, 2022.
 [4]: Chen, Rubanova, Bettencourt, Duvenaud. Neural Ordinary Differential
      Equations. NeurIPS, 2018.
+[5]: A Simple Introduction to Neural ODEs (blog post): the MNIST ODENet.
 """
 
 import functools
@@ -618,9 +619,10 @@ class GroupNormConvField(VectorField):
 
     #### References
 
-    [1]: Chen, Rubanova, Bettencourt, Duvenaud. Neural Ordinary Differential
+    [1]: A Simple Introduction to Neural ODEs (blog post): its MNIST ODENet.
+    [2]: Chen, Rubanova, Bettencourt, Duvenaud. Neural Ordinary Differential
          Equations. NeurIPS, 2018.
-    [2]: Wu, He. Group Normalization. ECCV, 2018.
+    [3]: Wu, He. Group Normalization. ECCV, 2018.
     """
 
     def __init__(self, groups=None, time_channel=False, **kwargs):
