@@ -48,16 +48,20 @@ def summary(result):
         for key, value in final.items()
         if key not in ("wall_time", "elapsed")
     }
-    return [
+    lines = [
         f"Final test accuracy {final['test_accuracy']:.4f} (test loss "
         f"{final['test_loss']:.4f}; train accuracy "
         f"{final['train_accuracy']:.4f}, loss {final['train_loss']:.4f}) "
         f"after {final['epoch']} epochs, {final['elapsed']:.1f} s of "
         "training.",
         f"Final metrics: {json.dumps(metrics)}",
-        f"Outputs in {result.model_dir}: config.json, metrics.json, "
-        "checkpoints/, logs/, model.keras",
     ]
+    if result.chief:
+        lines.append(
+            f"Outputs in {result.model_dir}: config.json, metrics.json, "
+            "checkpoints/, logs/, model.keras"
+        )
+    return lines
 
 
 def main(argv):

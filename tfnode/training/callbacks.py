@@ -51,15 +51,21 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
     Attributes:
         failure: `None`, or `(epoch, batch, loss)` of the first bad batch
             (epoch 0-based as in Keras, batch 0-based within the epoch).
+        epoch: The current epoch (0-based).
+        batch: The current batch of the epoch (0-based).
     """
 
     def __init__(self):
         super().__init__()
         self.failure = None
-        self._epoch = 0
+        self.epoch = 0
+        self.batch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.batch = batch
 
     def on_train_batch_end(self, batch, logs=None):
         loss = None if logs is None else logs.get("loss")
@@ -67,20 +73,21 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
             return
         loss = float(loss)
         if not math.isfinite(loss) and self.failure is None:
-            self.failure = (self._epoch, batch, loss)
+            self.failure = (self.epoch, batch, loss)
             self.model.stop_training = True
 
 
 class StopAtStep(keras.callbacks.Callback):
-    """Stops training once the optimizer has taken `steps` steps (a
+    """Stops training once `optimizer` has taken `steps` steps (a
     `train_steps` budget that ends inside an epoch)."""
 
-    def __init__(self, steps):
+    def __init__(self, steps, optimizer):
         super().__init__()
         self.steps = int(steps)
+        self.optimizer = optimizer
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) >= self.steps:
+        if int(self.optimizer.iterations.numpy()) >= self.steps:
             self.model.stop_training = True
 
 
@@ -137,6 +144,7 @@ class EpochRecorder(keras.callbacks.Callback):
 
     Args:
         model_dir: The run's folder.
+        optimizer: The run's optimizer (checkpointed with the model).
         chief: Whether to write.
         history: The rows of the epochs before (resumed runs); appended to.
         elapsed: Seconds spent by the epochs before.
@@ -149,6 +157,7 @@ class EpochRecorder(keras.callbacks.Callback):
     def __init__(
         self,
         model_dir,
+        optimizer,
         chief,
         history,
         elapsed,
@@ -158,6 +167,7 @@ class EpochRecorder(keras.callbacks.Callback):
     ):
         super().__init__()
         self.model_dir = model_dir
+        self.optimizer = optimizer
         self.chief = chief
         self.history = history
         self.elapsed = float(elapsed)
@@ -182,7 +192,7 @@ class EpochRecorder(keras.callbacks.Callback):
             return
         wall_time = time.perf_counter() - self._start
         self.elapsed += wall_time
-        optimizer = self.model.optimizer
+        optimizer = self.optimizer
         row = metrics_row(
             epoch + 1,
             int(optimizer.iterations.numpy()),

@@ -6,7 +6,9 @@ state, in one `.npz` file per epoch.
     model/<i>       model.variables[i] (weights, BatchNorm statistics and
                     random-seed state, in the model's order)
     optimizer/<i>   optimizer.variables[i] (step count, moments, ...)
-    paths           JSON list of the model variables' paths
+    paths           JSON list of the model variables' paths (informative:
+                    variables are matched by position and shape, since
+                    automatic layer names differ between processes)
     state           JSON dict: the epoch reached, the metrics history, ...
 ```
 
@@ -136,13 +138,11 @@ def restore_checkpoint(path, model, optimizer):
     """
     with tf.io.gfile.GFile(path, "rb") as f:
         arrays = dict(np.load(io.BytesIO(f.read()), allow_pickle=False))
-    paths = json.loads(str(arrays["paths"]))
-    expected = [v.path for v in model.variables]
-    if paths != expected:
+    try:
+        _assign("model", model.variables, arrays, "model/")
+        _assign("optimizer", optimizer.variables, arrays, "optimizer/")
+    except CheckpointMismatchError as error:
         raise CheckpointMismatchError(
-            f"Checkpoint {path} was saved from a model with other variables "
-            f"({len(paths)} variables; this model has {len(expected)})."
-        )
-    _assign("model", model.variables, arrays, "model/")
-    _assign("optimizer", optimizer.variables, arrays, "optimizer/")
+            f"Checkpoint {path} does not fit this model: {error}"
+        ) from error
     return json.loads(str(arrays["state"]))

@@ -14,7 +14,11 @@ values and keep them in memory.
 
 import tensorflow as tf
 
-__all__ = ["is_chief", "make_strategy", "per_replica_batch_size"]
+__all__ = [
+    "is_chief",
+    "make_strategy",
+    "per_replica_batch_size",
+]
 
 
 def make_strategy(name="default", devices=()):

@@ -5,8 +5,9 @@
 2. model_dir: resume a run of this configuration, refuse any other
 3. data (seeded, epoch-reproducible tf.data pipelines)
 4. model and optimizer in the strategy's scope; restore the last checkpoint
-5. model.fit over the remaining epochs, testing after each; every finished
-   epoch is checkpointed and written to metrics.json and TensorBoard
+5. the remaining epochs (`TrainingLoop`), testing after each; every
+   finished epoch is checkpointed and written to metrics.json and
+   TensorBoard
 6. the trained model as model.keras; optionally the cross-solver table
 ```
 
@@ -39,6 +40,7 @@ from tfnode.training.config import validate
 from tfnode.training.distribution import is_chief
 from tfnode.training.distribution import make_strategy
 from tfnode.training.distribution import per_replica_batch_size
+from tfnode.training.loop import TrainingLoop
 from tfnode.training.optimizers import make_optimizer
 from tfnode.training.run_dir import prepare_model_dir
 from tfnode.training.run_dir import write_json
@@ -78,6 +80,7 @@ class TrainResult:
         history: The `metrics.json` rows, one per epoch.
         initial_epoch: Epochs already done when this call started.
         solver_table: Rows of the cross-solver evaluation, or `None`.
+        chief: Whether this process wrote the outputs.
     """
 
     config: object
@@ -86,6 +89,7 @@ class TrainResult:
     history: list
     initial_epoch: int
     solver_table: list | None = None
+    chief: bool = True
 
     @property
     def final(self):
@@ -280,13 +284,10 @@ def train(config, *, strategy=None, callbacks=()):
         model = build_model(config, data.info)
         _check_test_solvers(config, model)
         optimizer = make_optimizer(config, steps_per_epoch, total_steps)
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-            jit_compile=config.jit_compile,
-        )
         optimizer.build(model.trainable_variables)
+    loop = TrainingLoop(
+        model, optimizer, strategy, config.batch_size, config.jit_compile
+    )
 
     state = {}
     latest = checkpointing.latest_checkpoint(model_dir) if resuming else None
@@ -313,9 +314,10 @@ def train(config, *, strategy=None, callbacks=()):
         )
         run_callbacks.append(adaptation.callback)
     if config.train_steps is not None:
-        run_callbacks.append(StopAtStep(config.train_steps))
+        run_callbacks.append(StopAtStep(config.train_steps, optimizer))
     recorder = EpochRecorder(
         model_dir,
+        optimizer,
         chief,
         history,
         state.get("elapsed", 0.0),
@@ -327,7 +329,7 @@ def train(config, *, strategy=None, callbacks=()):
 
     if initial_epoch < epochs:
         try:
-            model.fit(
+            loop.fit(
                 data.train_batches(
                     config.batch_size,
                     config.seed,
@@ -338,26 +340,18 @@ def train(config, *, strategy=None, callbacks=()):
                 epochs=epochs,
                 initial_epoch=initial_epoch,
                 steps_per_epoch=steps_per_epoch,
-                validation_data=data.test_batches(eval_batch_size),
+                test_dataset=data.test_batches(eval_batch_size),
                 callbacks=run_callbacks,
-                shuffle=False,  # The pipeline shuffles by (seed, epoch).
                 verbose=config.verbose,
             )
         except tf.errors.InvalidArgumentError as error:
-            raise SolveFailedError(
-                f"An ODE solve failed in training after {len(history)} "
-                f"finished epoch(s): {error.message.splitlines()[0]} "
-                f"{_kept(model_dir, history)} Try a tighter tol/rtol/atol, "
-                "a larger max_num_steps, a smaller lr, or a fixed-step "
-                "solver."
-            ) from error
+            raise _solve_error(error, guard, model_dir, history) from error
         if guard.failure is not None:
             epoch, batch, loss = guard.failure
             raise NonFiniteLossError(
                 f"The training loss became {loss} at epoch {epoch + 1}, "
                 f"step {batch + 1}; training stopped. "
-                f"{_kept(model_dir, history)} Try a smaller lr, more solver "
-                "steps (steps/step_size) or tighter tolerances."
+                f"{_kept(model_dir, history)} {_ADVICE}"
             )
     else:
         logging.info(
@@ -367,7 +361,9 @@ def train(config, *, strategy=None, callbacks=()):
             epochs,
         )
 
-    result = TrainResult(config, model_dir, model, history, initial_epoch)
+    result = TrainResult(
+        config, model_dir, model, history, initial_epoch, chief=chief
+    )
     if adaptation is not None and chief:
         write_json(
             os.path.join(model_dir, ADAPTATION_FILE), adaptation.history()
@@ -390,6 +386,38 @@ def train(config, *, strategy=None, callbacks=()):
             os.path.join(model_dir, METRICS_FILE),
         )
     return result
+
+
+_ADVICE = (
+    "Try a smaller lr, more solver steps (steps/step_size) or tighter "
+    "tolerances (tol/rtol/atol)."
+)
+
+
+def _reason(error):
+    """The useful line of a TensorFlow runtime error."""
+    lines = [line.strip() for line in error.message.splitlines()]
+    for line in lines:
+        if line.startswith("assertion failed:"):
+            return line[len("assertion failed:") :].strip(" []")
+    lines = [line for line in lines if line]
+    return lines[-1] if lines else str(error)
+
+
+def _solve_error(error, guard, model_dir, history):
+    """The error to raise for a solve that failed in training."""
+    reason = _reason(error)
+    where = f"at epoch {guard.epoch + 1}, step {guard.batch + 1}"
+    if "NaN or Inf" in reason:
+        return NonFiniteLossError(
+            f"Training diverged {where}: {reason} Training stopped. "
+            f"{_kept(model_dir, history)} {_ADVICE}"
+        )
+    return SolveFailedError(
+        f"An ODE solve failed in training {where}: {reason} Training "
+        f"stopped. {_kept(model_dir, history)} Try a larger max_num_steps, "
+        "other tolerances, a smaller lr, or a fixed-step solver."
+    )
 
 
 def _kept(model_dir, history):
