@@ -12,10 +12,16 @@ from tfnode.odeint import odeint
 from tfnode.odeint import validate_settings
 from tfnode.vector_field import as_time_field
 
-__all__ = ["ODEBlock", "ode_blocks", "set_solver"]
+__all__ = [
+    "OPTION_NAMES",
+    "SOLVE_SETTINGS",
+    "ODEBlock",
+    "ode_blocks",
+    "set_solver",
+]
 
 # Settings passed through to `odeint`, stored in the config.
-_SOLVE_SETTINGS = (
+SOLVE_SETTINGS = (
     "solver",
     "steps",
     "step_size",
@@ -24,7 +30,8 @@ _SOLVE_SETTINGS = (
     "tol",
     "adjoint",
 )
-_OPTION_NAMES = tuple(
+# Every other (serializable) `odeint` option an `ODEBlock` passes on.
+OPTION_NAMES = tuple(
     name
     for name in inspect.signature(odeint).parameters
     if name
@@ -36,7 +43,7 @@ _OPTION_NAMES = tuple(
         "nfe_counter",
         "return_stats",
         "norm",
-        *_SOLVE_SETTINGS,
+        *SOLVE_SETTINGS,
     )
 )
 
@@ -104,7 +111,7 @@ class ODEBlock(keras.layers.Layer):
         track_nfe=True,
         **kwargs,
     ):
-        options = {k: kwargs.pop(k) for k in list(kwargs) if k in _OPTION_NAMES}
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in OPTION_NAMES}
         super().__init__(**kwargs)
         if not isinstance(func, keras.layers.Layer):
             raise TypeError(
@@ -142,9 +149,9 @@ class ODEBlock(keras.layers.Layer):
         functions: use `tfnode.set_solver(model, ...)`, which resets them.
         """
         for key, value in settings.items():
-            if key in _SOLVE_SETTINGS:
+            if key in SOLVE_SETTINGS:
                 setattr(self, key, value)
-            elif key in _OPTION_NAMES:
+            elif key in OPTION_NAMES:
                 if value is None:
                     self.options.pop(key, None)
                 else:
@@ -152,7 +159,7 @@ class ODEBlock(keras.layers.Layer):
             else:
                 raise ValueError(
                     f"Unknown ODEBlock setting {key}=; choose from "
-                    f"{', '.join(_SOLVE_SETTINGS + _OPTION_NAMES)}."
+                    f"{', '.join(SOLVE_SETTINGS + OPTION_NAMES)}."
                 )
         # Fail now, not at the first call, on a bad combination.
         self.solver = solvers.REGISTRY.canonical_name(self.solver)
@@ -160,7 +167,7 @@ class ODEBlock(keras.layers.Layer):
         validate_settings(**self._solve_kwargs())
 
     def _solve_kwargs(self):
-        kwargs = {key: getattr(self, key) for key in _SOLVE_SETTINGS}
+        kwargs = {key: getattr(self, key) for key in SOLVE_SETTINGS}
         kwargs.update(self.options)
         return kwargs
 
@@ -209,7 +216,7 @@ class ODEBlock(keras.layers.Layer):
                 "t1": self.t1,
                 "output_times": self.output_times,
                 "track_nfe": self.track_nfe,
-                **{key: getattr(self, key) for key in _SOLVE_SETTINGS},
+                **{key: getattr(self, key) for key in SOLVE_SETTINGS},
                 **self.options,
             }
         )

@@ -12,34 +12,14 @@ paper; set, they replace it:
 """
 
 import dataclasses
-import inspect
 
 from tfnode import solvers
-from tfnode.odeint import odeint
+from tfnode.layers.ode_block import OPTION_NAMES
 
 __all__ = ["ODE_OPTIONS", "PaperSolve", "ode_options"]
 
-# Keyword arguments of `odeint` a builder passes on to every ODE block.
-ODE_OPTIONS = tuple(
-    name
-    for name in inspect.signature(odeint).parameters
-    if name
-    not in (
-        "func",
-        "y0",
-        "t",
-        "args",
-        "nfe_counter",
-        "return_stats",
-        "solver",
-        "steps",
-        "step_size",
-        "rtol",
-        "atol",
-        "tol",
-        "adjoint",
-    )
-) + ("track_nfe",)
+# Keyword arguments a builder passes on to every ODE block.
+ODE_OPTIONS = (*OPTION_NAMES, "track_nfe")
 
 
 @dataclasses.dataclass(frozen=True)
