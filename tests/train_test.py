@@ -1,0 +1,558 @@
+"""Tests of training: `tfnode.training` and `train.py`.
+
+Short runs of every network and flagfile on data the tests make (generated
+spheres; `tfds.testing.mock_data` for MNIST and CIFAR-10), resumption after
+an interruption, the model_dir guard, the NaN guard, and distribution on
+CPU: MirroredStrategy over two logical devices, MultiWorkerMirroredStrategy
+over two local worker processes.
+"""
+
+import contextlib
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from absl import app
+from absl import flags as absl_flags
+from absl.testing import flagsaver
+from absl.testing import parameterized
+
+import flags
+import train
+from tests import test_util
+from tfnode import training
+from tfnode.training import checkpointing
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = absl_flags.FLAGS
+TIMING_KEYS = ("wall_time", "elapsed")
+
+# A small run: 6 steps of 8 per epoch, 16 test examples.
+SMALL = dict(
+    train_examples=48,
+    test_examples=16,
+    batch_size=8,
+    epochs=3,
+    verbose=0,
+)
+
+# Overrides that make each flagfile's run a few seconds long.
+FLAGFILE_OVERRIDES = {
+    "resnet_after_all_sphere2.cfg": ["--test_factors=1"],
+    "resnet_after_all_cifar10.cfg": ["--test_factors=1"],
+    "resnet_after_all_cifar10_step_adaptation.cfg": [
+        "--adaptation_interval=2",
+        "--test_solvers=rk4",
+        "--test_factors=1",
+    ],
+    "sander_tiny_resnet.cfg": ["--depth=2"],
+}
+
+
+def without_timing(history):
+    return [
+        {k: v for k, v in row.items() if k not in TIMING_KEYS}
+        for row in history
+    ]
+
+
+class Interrupted(Exception):
+    pass
+
+
+class InterruptAt(keras.callbacks.Callback):
+    """Raises `Interrupted` after batch `batch` of epoch `epoch` (0-based),
+    as a kill would stop the run there."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at = (epoch, batch)
+        self.epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            raise Interrupted()
+
+
+class PoisonAt(keras.callbacks.Callback):
+    """Makes the weights whose path starts with `prefix` NaN at the start of
+    epoch `epoch` (0-based)."""
+
+    def __init__(self, epoch, prefix=""):
+        super().__init__()
+        self.at = epoch
+        self.prefix = prefix
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            for variable in self.model.trainable_variables:
+                if variable.path.startswith(self.prefix):
+                    variable.assign(tf.fill(variable.shape, np.nan))
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+@contextlib.contextmanager
+def train_flags(*argv):
+    """Parses `argv` into the global flags for `train.main`, restoring them
+    afterwards."""
+    flags.define_flags()
+    with flagsaver.flagsaver():
+        FLAGS(["train.py", *argv])
+        yield
+
+
+class TrainTestCase(test_util.TestCase):
+    def tempdir(self):
+        return tempfile.mkdtemp(dir=self.get_temp_dir())
+
+    def config(self, **changes):
+        values = dict(SMALL, model_dir=self.tempdir())
+        values.update(changes)
+        return training.TrainConfig(**values)
+
+
+class FlagfileRunTest(TrainTestCase, parameterized.TestCase):
+    """Every flagfile (so every network but linear_odenet) runs end to end
+    through `train.main`, on mock MNIST and CIFAR-10."""
+
+    @parameterized.named_parameters(
+        (os.path.basename(path)[: -len(".cfg")], path)
+        for path in sorted(glob.glob(os.path.join(ROOT, "flags", "*.cfg")))
+    )
+    def test_short_run(self, path):
+        model_dir = self.tempdir()
+        name = os.path.basename(path)
+        argv = [
+            f"--flagfile={path}",
+            "--train_steps=2",
+            "--train_examples=4",
+            "--test_examples=4",
+            "--batch_size=2",
+            "--eval_batch_size=2",
+            f"--data_dir={self.tempdir()}",
+            f"--model_dir={model_dir}",
+            "--verbose=0",
+            *FLAGFILE_OVERRIDES.get(name, []),
+        ]
+        with tfds.testing.mock_data(num_examples=4), train_flags(*argv):
+            self.assertEqual(train.main(["train.py"]), 0)
+        history = read_json(os.path.join(model_dir, "metrics.json"))
+        self.assertLen(history, 1)
+        row = history[0]
+        self.assertEqual((row["epoch"], row["step"]), (1, 2))
+        for key in (
+            "train_loss",
+            "train_accuracy",
+            "test_loss",
+            "test_accuracy",
+            "nfe_forward",
+            "nfe_backward",
+            "wall_time",
+        ):
+            self.assertTrue(np.isfinite(row[key]), key)
+        self.assertGreater(row["nfe_forward"], 0)
+        self.assertGreater(row["nfe_backward"], 0)
+        for output in ("config.json", "model.keras", "checkpoints/ckpt-1.npz"):
+            self.assertTrue(os.path.exists(os.path.join(model_dir, output)))
+        self.assertNotEmpty(os.listdir(os.path.join(model_dir, "logs")))
+        if "resnet_after_all" in name:
+            table = read_json(os.path.join(model_dir, "solver_table.json"))
+            self.assertNotEmpty(table)
+            self.assertTrue(
+                os.path.exists(os.path.join(model_dir, "solver_table.png"))
+            )
+        if "step_adaptation" in name:
+            adaptation = read_json(os.path.join(model_dir, "adaptation.json"))
+            self.assertEqual(
+                [entry["action"] for entry in adaptation][:1], ["init"]
+            )
+            self.assertLen(adaptation, 2)
+
+
+class NetworkRunTest(TrainTestCase):
+    def test_linear_odenet_and_the_saved_model(self):
+        result = training.train(
+            self.config(
+                network="linear_odenet",
+                dataset="concentric_sphere3",
+                epochs=2,
+                solver="rk4",
+                steps=2,
+                adjoint="anode",
+            )
+        )
+        self.assertEqual(result.final["nfe_forward"], 8)
+        self.assertLess(result.history[1]["train_loss"], 10)
+        path = os.path.join(result.model_dir, "model.keras")
+        loaded = keras.models.load_model(path)
+        x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+        self.assertAllClose(loaded(x), result.model(x))
+
+    def test_default_run_learns(self):
+        result = training.train(
+            self.config(
+                epochs=20,
+                batch_size=128,
+                train_examples=None,
+                test_examples=200,
+            )
+        )
+        self.assertEqual(result.config.dataset, "concentric_sphere2")
+        self.assertEqual(result.final["step"], 20 * 15)
+        self.assertLess(
+            result.history[-1]["train_loss"], result.history[0]["train_loss"]
+        )
+
+
+class ResumeTest(TrainTestCase, parameterized.TestCase):
+    @parameterized.named_parameters(
+        (
+            "sgd_momentum_step_schedule",
+            dict(
+                optimizer="sgd",
+                lr=0.05,
+                momentum=0.9,
+                weight_decay=1e-3,
+                lr_schedule="step",
+                lr_decay_epochs=(2,),
+            ),
+        ),
+        (
+            "step_adaptation",
+            # Adapts at steps 5, 10, 15: once before the interruption at
+            # step 9, and twice after the resumption from step 6.
+            dict(step_adaptation=True, adaptation_interval=5, lr=1e-2),
+        ),
+        (
+            "batch_norm_and_augmentation",
+            dict(
+                network="tiny_resnet",
+                depth=1,
+                dataset="cifar10",
+                normalize="per_channel",
+                augment="crop_flip",
+                train_examples=16,
+                test_examples=4,
+                batch_size=4,
+                optimizer="sgd",
+                lr=0.1,
+                momentum=0.9,
+            ),
+        ),
+    )
+    def test_interrupted_run_resumes_to_the_same_result(self, changes):
+        uninterrupted = self.config(**changes)
+        interrupted = uninterrupted.replace(model_dir=self.tempdir())
+        with tfds.testing.mock_data(num_examples=16):
+            expected = training.train(uninterrupted)
+            # Killed in the middle of the second epoch.
+            with self.assertRaises(Interrupted):
+                training.train(interrupted, callbacks=[InterruptAt(1, 2)])
+            self.assertEqual(
+                [
+                    e
+                    for e, _ in checkpointing.list_checkpoints(
+                        interrupted.model_dir
+                    )
+                ],
+                [1],
+            )
+            self.assertLen(
+                read_json(os.path.join(interrupted.model_dir, "metrics.json")),
+                1,
+            )
+            resumed = training.train(interrupted)
+        self.assertEqual(resumed.initial_epoch, 1)
+        self.assertEqual(
+            without_timing(resumed.history), without_timing(expected.history)
+        )
+        for a, b in zip(
+            resumed.model.variables, expected.model.variables, strict=True
+        ):
+            self.assertAllEqual(a.numpy(), b.numpy())
+        self.assertEqual(
+            read_json(os.path.join(interrupted.model_dir, "metrics.json")),
+            resumed.history,
+        )
+        if changes.get("step_adaptation"):
+            got = read_json(
+                os.path.join(interrupted.model_dir, "adaptation.json")
+            )
+            want = read_json(
+                os.path.join(uninterrupted.model_dir, "adaptation.json")
+            )
+            self.assertEqual(got, want)
+            self.assertEqual(
+                [entry["iteration"] for entry in want], [0, 5, 10, 15]
+            )
+
+    def test_finished_run_is_not_trained_again(self):
+        config = self.config(epochs=2)
+        first = training.train(config)
+        again = training.train(config)
+        self.assertEqual(again.initial_epoch, 2)
+        self.assertEqual(again.history, first.history)
+
+    def test_train_steps_end_inside_an_epoch(self):
+        result = training.train(self.config(train_steps=8))
+        self.assertEqual([row["step"] for row in result.history], [6, 8])
+
+
+class ModelDirTest(TrainTestCase):
+    def test_another_configuration_is_refused(self):
+        config = self.config(epochs=1)
+        training.train(config)
+        with self.assertRaisesRegex(
+            training.ModelDirError,
+            "another configuration \\(lr: 0.0001 there, 0.001 here\\).*"
+            "--overwrite",
+        ):
+            training.train(config.replace(lr=1e-3))
+        with self.assertRaisesRegex(training.ModelDirError, "resume is off"):
+            training.train(config.replace(resume=False))
+        result = training.train(config.replace(lr=1e-3, overwrite=True))
+        self.assertEqual(result.initial_epoch, 0)
+        saved = read_json(os.path.join(config.model_dir, "config.json"))
+        self.assertEqual(saved["experiment"]["lr"], 1e-3)
+
+    def test_foreign_files_are_refused(self):
+        model_dir = self.tempdir()
+        with open(os.path.join(model_dir, "notes.txt"), "w") as f:
+            f.write("mine")
+        with self.assertRaisesRegex(training.ModelDirError, "not a tfnode run"):
+            training.train(self.config(model_dir=model_dir))
+        self.assertTrue(os.path.exists(os.path.join(model_dir, "notes.txt")))
+
+    def test_default_model_dir_is_per_configuration(self):
+        a = training.default_model_dir(training.resolve(self.config()))
+        b = training.default_model_dir(training.resolve(self.config(lr=0.1)))
+        self.assertStartsWith(a, os.path.join("runs", "simple_odenet_"))
+        self.assertNotEqual(a, b)
+
+
+class NonFiniteTest(TrainTestCase):
+    def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(self):
+        # NaN in the classifier: the solves succeed, the loss is NaN.
+        config = self.config()
+        with self.assertRaisesRegex(
+            training.NonFiniteLossError,
+            "loss became nan at epoch 2, step 1.*last good checkpoint "
+            "\\(epoch 1\\)",
+        ):
+            training.train(config, callbacks=[PoisonAt(1, "classifier")])
+        self.assertEqual(
+            [e for e, _ in checkpointing.list_checkpoints(config.model_dir)],
+            [1],
+        )
+        history = read_json(os.path.join(config.model_dir, "metrics.json"))
+        self.assertLen(history, 1)
+        self.assertTrue(np.isfinite(history[0]["train_loss"]))
+        self.assertFalse(
+            os.path.exists(os.path.join(config.model_dir, "model.keras"))
+        )
+
+    def test_nan_state_stops_and_keeps_the_last_good_checkpoint(self):
+        # NaN in the ODE function: the solver reports it.
+        config = self.config()
+        with self.assertRaisesRegex(
+            training.NonFiniteLossError,
+            "diverged at epoch 2, step 1.*NaN or Inf.*last good checkpoint "
+            "\\(epoch 1\\)",
+        ):
+            training.train(config, callbacks=[PoisonAt(1, "ode_block")])
+        self.assertEqual(
+            [e for e, _ in checkpointing.list_checkpoints(config.model_dir)],
+            [1],
+        )
+
+    def test_diverging_solve(self):
+        with self.assertRaisesRegex(
+            training.NonFiniteLossError,
+            "diverged at epoch 1.*became NaN or Inf.*smaller lr",
+        ):
+            training.train(self.config(optimizer="sgd", lr=1e4))
+
+
+class MainTest(TrainTestCase):
+    def test_rejects_extra_arguments(self):
+        with train_flags():
+            with self.assertRaisesRegex(app.UsageError, "Too many"):
+                train.main(["train.py", "extra"])
+
+    def test_contradictory_flags_are_usage_errors(self):
+        with train_flags("--steps=2", "--step_size=0.5"):
+            with self.assertRaisesRegex(app.UsageError, "not both"):
+                train.main(["train.py"])
+        with train_flags("--optimizer=adam", "--momentum=0.9"):
+            with self.assertRaisesRegex(app.UsageError, "momentum"):
+                train.main(["train.py"])
+
+    def test_missing_data_is_an_error_not_a_traceback(self):
+        with train_flags(
+            "--network=mnist_odenet",
+            f"--data_dir={self.tempdir()}",
+            "--nodownload",
+            f"--model_dir={self.tempdir()}",
+        ):
+            self.assertEqual(train.main(["train.py"]), 1)
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _environment(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **extra)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [ROOT, *filter(None, [env.get("PYTHONPATH")])]
+    )
+    return env
+
+
+_MIRRORED = r"""
+import json
+import sys
+import tempfile
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
+from tfnode import training
+
+config = training.TrainConfig.from_dict(json.loads(sys.argv[1]))
+single = training.train(config.replace(model_dir=sys.argv[2]))
+strategy = training.make_strategy("mirrored", ("/cpu:0", "/cpu:1"))
+mirrored = training.train(
+    config.replace(model_dir=sys.argv[3]), strategy=strategy
+)
+print("RESULT", json.dumps(
+    [strategy.num_replicas_in_sync, single.history, mirrored.history]
+))
+"""
+
+
+class DistributionTest(TrainTestCase):
+    def test_batch_is_global(self):
+        class TwoReplicas:
+            num_replicas_in_sync = 2
+
+        self.assertEqual(training.per_replica_batch_size(8, TwoReplicas()), 4)
+        with self.assertRaisesRegex(ValueError, "divisible by the 2 replicas"):
+            training.per_replica_batch_size(7, TwoReplicas())
+
+    def test_mirrored_loss_equals_single_device_loss(self):
+        config = self.config(epochs=2)
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _MIRRORED,
+                json.dumps(config.to_dict()),
+                self.tempdir(),
+                self.tempdir(),
+            ],
+            cwd=ROOT,
+            env=_environment(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        self.assertEqual(completed.returncode, 0, completed.stderr[-3000:])
+        line = [
+            line
+            for line in completed.stdout.splitlines()
+            if line.startswith("RESULT ")
+        ][-1]
+        replicas, single, mirrored = json.loads(line[len("RESULT ") :])
+        self.assertEqual(replicas, 2)
+        for a, b in zip(single, mirrored, strict=True):
+            for key in ("train_loss", "test_loss"):
+                self.assertAllClose(a[key], b[key], rtol=1e-5, atol=1e-6)
+            for key in ("train_accuracy", "test_accuracy", "step"):
+                self.assertEqual(a[key], b[key])
+
+    def test_two_workers_finish_with_the_same_result(self):
+        model_dir = self.tempdir()
+        ports = _free_ports(2)
+        cluster = {"worker": [f"localhost:{port}" for port in ports]}
+        argv = [
+            sys.executable,
+            os.path.join(ROOT, "train.py"),
+            "--strategy=multi_worker",
+            f"--model_dir={model_dir}",
+            "--epochs=2",
+            "--train_examples=48",
+            "--test_examples=16",
+            "--batch_size=8",
+            "--verbose=0",
+        ]
+        workers = [
+            subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=_environment(
+                    TF_CONFIG=json.dumps(
+                        {
+                            "cluster": cluster,
+                            "task": {"type": "worker", "index": i},
+                        }
+                    )
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(2)
+        ]
+        outputs = []
+        try:
+            for worker in workers:
+                outputs.append(worker.communicate(timeout=300))
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.communicate()
+        finals = []
+        for worker, (stdout, stderr) in zip(workers, outputs, strict=True):
+            self.assertEqual(worker.returncode, 0, stderr[-3000:])
+            lines = [
+                line
+                for line in stdout.splitlines()
+                if line.startswith("Final metrics: ")
+            ]
+            self.assertLen(lines, 1, stdout)
+            finals.append(json.loads(lines[0][len("Final metrics: ") :]))
+        self.assertEqual(finals[0], finals[1])
+        self.assertEqual(finals[0]["epoch"], 2)
+        history = read_json(os.path.join(model_dir, "metrics.json"))
+        self.assertEqual(without_timing(history)[-1], finals[0])
+        self.assertTrue(os.path.exists(os.path.join(model_dir, "model.keras")))
+
+
+if __name__ == "__main__":
+    tf.test.main()
