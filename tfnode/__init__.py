@@ -3,6 +3,7 @@
 from tfnode import adjoints
 from tfnode import models
 from tfnode import norms
+from tfnode import robustness
 from tfnode import solvers
 from tfnode.diagnostics import NFECounter
 from tfnode.layers import ODEBlock
@@ -24,6 +25,7 @@ __all__ = [
     "norms",
     "ode_blocks",
     "odeint",
+    "robustness",
     "set_solver",
     "solvers",
 ]
