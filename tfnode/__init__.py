@@ -1,6 +1,7 @@
 """tfnode: Neural ODEs for Keras 3 / TensorFlow 2 with exact gradients."""
 
 from tfnode import adjoints
+from tfnode import datasets
 from tfnode import models
 from tfnode import norms
 from tfnode import robustness
@@ -21,6 +22,7 @@ __all__ = [
     "SolveStats",
     "Status",
     "adjoints",
+    "datasets",
     "models",
     "norms",
     "ode_blocks",
