@@ -3,9 +3,9 @@
 ```none
 python train.py                                  # simple_odenet on
                                                  # concentric_sphere2, Euler
-python train.py --flagfile=flags/anode_sqnxt_cifar10.cfg
+python train.py --flagfile=flags/anode_sqnxt.cfg
 python train.py --network=tiny_resnet --adjoint=reversible --depth=16
-python train.py --helpfull                       # every flag
+python train.py --helpshort                      # every flag
 ```
 
 Every run writes to `--model_dir`: a checkpoint per epoch (a killed run,
@@ -88,4 +88,13 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.define_flags()
+    for _module in (
+        flags.model,
+        flags.data,
+        flags.solver,
+        flags.optimizer,
+        flags.run,
+        flags.robustness,
+    ):
+        absl_flags.adopt_module_key_flags(_module)
     app.run(main)

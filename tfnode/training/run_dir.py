@@ -21,7 +21,13 @@ import tensorflow as tf
 
 import tfnode
 
-__all__ = ["CONFIG_FILE", "ModelDirError", "prepare_model_dir", "write_json"]
+__all__ = [
+    "CONFIG_FILE",
+    "ModelDirError",
+    "prepare_model_dir",
+    "read_json",
+    "write_json",
+]
 
 CONFIG_FILE = "config.json"
 
@@ -39,6 +45,7 @@ def write_json(path, value):
 
 
 def read_json(path):
+    """Reads a JSON file written by `write_json`."""
     with tf.io.gfile.GFile(path, "r") as f:
         return json.loads(f.read())
 

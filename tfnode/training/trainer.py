@@ -43,6 +43,7 @@ from tfnode.training.distribution import per_replica_batch_size
 from tfnode.training.loop import TrainingLoop
 from tfnode.training.optimizers import make_optimizer
 from tfnode.training.run_dir import prepare_model_dir
+from tfnode.training.run_dir import read_json
 from tfnode.training.run_dir import write_json
 
 __all__ = [
@@ -152,7 +153,7 @@ class _Adaptation:
     used and continues counting iterations where it stopped.
     """
 
-    def __init__(self, config, data, model_dir, saved):
+    def __init__(self, config, data, log_dir, saved):
         saved = saved or {}
         self.previous = list(saved.get("history", []))
         used = max(len(self.previous) - 1, 0)
@@ -166,7 +167,7 @@ class _Adaptation:
             threshold=config.adaptation_threshold,
             interval=config.adaptation_interval,
             max_steps=config.adaptation_max_steps,
-            log_dir=os.path.join(model_dir, "logs", "adaptation"),
+            log_dir=log_dir,
         )
         if saved.get("step_size") is not None:
             kwargs["initial_step"] = saved["step_size"]
@@ -262,7 +263,6 @@ def train(config, *, strategy=None, callbacks=()):
     config = config.replace(model_dir=model_dir)
     per_replica_batch_size(config.batch_size, strategy)
     eval_batch_size = config.eval_batch_size or config.batch_size
-    per_replica_batch_size(eval_batch_size, strategy, "eval_batch_size")
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
@@ -310,7 +310,10 @@ def train(config, *, strategy=None, callbacks=()):
     adaptation = None
     if config.step_adaptation:
         adaptation = _Adaptation(
-            config, data, model_dir, state.get("adaptation")
+            config,
+            data,
+            os.path.join(model_dir, "logs", "adaptation") if chief else None,
+            state.get("adaptation"),
         )
         run_callbacks.append(adaptation.callback)
     if config.train_steps is not None:
@@ -372,10 +375,14 @@ def train(config, *, strategy=None, callbacks=()):
         model_path = os.path.join(model_dir, MODEL_FILE)
         if initial_epoch < epochs or not tf.io.gfile.exists(model_path):
             model.save(model_path)
+    table_path = os.path.join(model_dir, SOLVER_TABLE_FILE)
     if config.test_solvers and chief:
-        result.solver_table = _solver_table(
-            config, model, data, eval_batch_size, model_dir
-        )
+        if initial_epoch >= epochs and tf.io.gfile.exists(table_path):
+            result.solver_table = read_json(table_path)
+        else:
+            result.solver_table = _solver_table(
+                config, model, data, eval_batch_size, model_dir
+            )
     if result.final:
         logging.info(
             "Final test accuracy %.4f (test loss %.4f) after %d epochs; "
