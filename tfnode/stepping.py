@@ -92,8 +92,9 @@ class Trajectory(
     Attributes:
         times: `[N]` start time of each step.
         steps: `[N]` signed size of each step.
-        states: List of `[N, ...]` states at the start of each step, or
-            `None` when only the steps were recorded.
+        states: One `tf.TensorArray` per state leaf, holding the state at
+            the start of each step, or `None` when only the steps were
+            recorded.
         output_index: `[N]` int32, the index in `t` of the output time that
             the step ends on, or -1.
         size: N, the number of accepted steps (scalar int32 tensor).
@@ -129,6 +130,18 @@ class IntegrationOptions:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+def sequential_while_loop(cond, body, loop_vars, **kwargs):
+    """`tf.while_loop` running one iteration at a time.
+
+    Every loop of a solve carries a state each iteration depends on, so
+    running iterations in parallel gains nothing; it only lets the executor
+    keep several iterations' temporaries alive at once, which makes peak
+    memory grow with the number of steps until the default parallelism (10)
+    is reached.
+    """
+    return tf.while_loop(cond, body, loop_vars, parallel_iterations=1, **kwargs)
 
 
 def num_fixed_steps(span, options):
@@ -386,7 +399,7 @@ def integrate(
                 records = _record(records, accepted + n, t_n, h_n, y, out)
             return n + 1, y1, f1 or [], records
 
-        _, y, f, records = tf.while_loop(
+        _, y, f, records = sequential_while_loop(
             lambda n, *_: n < n_steps,
             body,
             (tf.constant(0, tf.int32), y, f, records),
@@ -467,7 +480,7 @@ def integrate(
             )
             return t_next, y, f, h_new, counters, records
 
-        _, y, f, h, counters, records = tf.while_loop(
+        _, y, f, h, counters, records = sequential_while_loop(
             lambda t_n, *c: (t_n != t_b) & (c[3][3] == Status.SUCCESS),
             body,
             (t_a, y, f, h, counters, records),
@@ -508,7 +521,7 @@ def integrate(
             outputs = [ta.write(i, v) for ta, v in zip(outputs, y, strict=True)]
             return i + 1, y, f, h, counters, records, outputs
 
-        _, _, _, _, counters, records, outputs = tf.while_loop(
+        _, _, _, _, counters, records, outputs = sequential_while_loop(
             lambda i, *c: (i < num_times) & (c[3][3] == Status.SUCCESS),
             outer_body,
             (tf.constant(1, tf.int32), y0, f0, h0, counters, records, outputs),
@@ -526,7 +539,8 @@ def integrate(
         trajectory = Trajectory(
             times=times.stack(),
             steps=steps.stack(),
-            states=[s.stack() for s in states] if states else None,
+            # Not stacked: stacking would copy every state once more.
+            states=states or None,
             output_index=output_index.stack(),
             size=accepted,
         )

@@ -19,6 +19,7 @@ from tfnode.adjoints.base import CustomGradientMethod
 from tfnode.adjoints.base import add
 from tfnode.adjoints.base import at
 from tfnode.adjoints.base import step_vjp
+from tfnode.stepping import sequential_while_loop
 from tfnode.validation import positive_int
 
 __all__ = ["Anode"]
@@ -130,12 +131,12 @@ def _reverse_sweep_stored(problem, trajectory, y0, grad_ys, args, variables):
             args,
             variables,
             n,
-            at(trajectory.states, n),
+            [states.read(n) for states in trajectory.states],
             (cotangent, grad_args, grad_vars),
         )
         return (n - 1, *gradients, nfe + evals)
 
-    _, cotangent, grad_args, grad_vars, nfe = tf.while_loop(
+    _, cotangent, grad_args, grad_vars, nfe = sequential_while_loop(
         lambda n, *_: n >= 0,
         body,
         (
@@ -164,7 +165,7 @@ def _binomial_split(length, free):
         r = r + 1
         return r, beta * (free + r) // r
 
-    r, beta = tf.while_loop(
+    r, beta = sequential_while_loop(
         lambda r, beta: beta < length,
         grow,
         (tf.constant(0, tf.int64), tf.constant(1, tf.int64)),
@@ -196,7 +197,7 @@ def _reverse_sweep_revolve(problem, trajectory, y0, grad_ys, args, variables):
             )
             return n + 1, y, nfe + evals
 
-        _, y, nfe = tf.while_loop(
+        _, y, nfe = sequential_while_loop(
             lambda n, *_: n < stop,
             body,
             (start, y, tf.constant(0, tf.int32)),
@@ -286,7 +287,7 @@ def _reverse_sweep_revolve(problem, trajectory, y0, grad_ys, args, variables):
         _zeros_like(variables),
         tf.constant(0, tf.int32),
     )
-    result = tf.while_loop(
+    result = sequential_while_loop(
         lambda depth, starts, ends, *_: (depth > 0) & (ends[0] > starts[0]),
         body,
         init,

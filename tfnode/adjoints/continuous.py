@@ -26,6 +26,7 @@ from tfnode.adjoints.base import add
 from tfnode.adjoints.base import at
 from tfnode.adjoints.base import vjp
 from tfnode.norms import rms_norm
+from tfnode.stepping import sequential_while_loop
 from tfnode.validation import positive_float
 from tfnode.validation import positive_int
 
@@ -138,7 +139,7 @@ class Continuous(CustomGradientMethod):
             return i - 1, cotangent, grad_args, grad_vars, nfe + stats[0]
 
         num_times = tf.shape(problem.t)[0]
-        _, cotangent, grad_args, grad_vars, nfe = tf.while_loop(
+        _, cotangent, grad_args, grad_vars, nfe = sequential_while_loop(
             lambda i, *_: i > 0,
             body,
             (

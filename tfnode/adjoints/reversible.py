@@ -22,6 +22,7 @@ from tfnode.adjoints.base import at
 from tfnode.adjoints.base import step_vjp
 from tfnode.stepping import fixed_grid
 from tfnode.stepping import grid_step
+from tfnode.stepping import sequential_while_loop
 
 __all__ = ["Reversible"]
 
@@ -92,7 +93,7 @@ class Reversible(CustomGradientMethod):
                     nfe + evals + more,
                 )
 
-            _, _, cotangent, grad_args, grad_vars, nfe = tf.while_loop(
+            _, _, cotangent, grad_args, grad_vars, nfe = sequential_while_loop(
                 lambda n, *_: n >= 0,
                 step,
                 (
@@ -106,7 +107,7 @@ class Reversible(CustomGradientMethod):
             )
             return i - 1, cotangent, grad_args, grad_vars, nfe
 
-        _, cotangent, grad_args, grad_vars, nfe = tf.while_loop(
+        _, cotangent, grad_args, grad_vars, nfe = sequential_while_loop(
             lambda i, *_: i > 0,
             interval,
             (
