@@ -307,6 +307,7 @@ def integrate(
     options,
     record_steps=False,
     record_states=False,
+    sequential=False,
 ):
     """Solves `dy/dt = func(t, y)` from `y(t[0]) = y0`; returns `y` at `t`.
 
@@ -318,6 +319,9 @@ def integrate(
         options: `IntegrationOptions`.
         record_steps: Record the accepted steps (times, sizes, output marks).
         record_states: Also record the state at the start of every step.
+        sequential: Run the fixed-grid loop one iteration at a time, so no
+            temporaries of later iterations are alive early (for solves in
+            a backward pass, where memory must not grow with the steps).
 
     Returns:
         ys: List of `[len(t), ...]` tensors, the states at `t`.
@@ -348,6 +352,7 @@ def integrate(
         record_size = options.max_num_steps + 1 if xla else None
 
     fsal = solver.fsal
+    fixed_loop = sequential_while_loop if sequential else tf.while_loop
     nfe = tf.constant(0, tf.int32)
     f0 = None
     if fsal or not fixed:
@@ -399,7 +404,7 @@ def integrate(
                 records = _record(records, accepted + n, t_n, h_n, y, out)
             return n + 1, y1, f1 or [], records
 
-        _, y, f, records = sequential_while_loop(
+        _, y, f, records = fixed_loop(
             lambda n, *_: n < n_steps,
             body,
             (tf.constant(0, tf.int32), y, f, records),

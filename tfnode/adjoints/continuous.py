@@ -131,7 +131,9 @@ class Continuous(CustomGradientMethod):
             cotangent = add(cotangent, at(grad_ys, i))
             state = at(ys, i) + cotangent + grad_args + grad_vars
             times = tf.stack([problem.t[i], problem.t[i - 1]])
-            out, stats, _ = solver.integrate(augmented, state, times, options)
+            out, stats, _ = solver.integrate(
+                augmented, state, times, options, sequential=True
+            )
             state = [s[-1] for s in out]
             cotangent = state[n_y : 2 * n_y]
             grad_args = state[2 * n_y : 2 * n_y + n_args]

@@ -21,8 +21,9 @@ def linear_combination(y, h, coefficients, stages):
     Returns:
         combination: A list of tensors shaped like the stages.
     """
-    terms = [(c, k) for c, k in zip(coefficients, stages, strict=True)
-             if c != 0.0]
+    terms = [
+        (c, k) for c, k in zip(coefficients, stages, strict=True) if c != 0.0
+    ]
     out = []
     for leaf in range(len(stages[0])):
         parts = [k[leaf] if c == 1.0 else c * k[leaf] for c, k in terms]
@@ -71,9 +72,9 @@ class ExplicitRungeKutta:
     def num_stages(self):
         return self.tableau.num_stages
 
-    def integrate(self, func, y0, t, options, **recording):
+    def integrate(self, func, y0, t, options, **loop_settings):
         """Solves the ODE; see `tfnode.stepping.integrate`."""
-        return stepping.integrate(self, func, y0, t, options, **recording)
+        return stepping.integrate(self, func, y0, t, options, **loop_settings)
 
     def step(self, func, t, y, h, f0=None):
         """Takes one step of size `h` from `(t, y)`.

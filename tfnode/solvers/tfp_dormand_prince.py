@@ -27,7 +27,7 @@ class TFPDormandPrince:
     num_stages = 7
     tableau = None
 
-    def integrate(self, func, y0, t, options, **unused_recording):
+    def integrate(self, func, y0, t, options, **unused_loop_settings):
         direction = tf.sign(t[-1] - t[0])
         first_step = options.first_step
         solver = tfp.math.ode.DormandPrince(
