@@ -256,17 +256,19 @@ def _in_xla_context():
     return control_flow_util.GraphOrParentsInXlaContext(graph)
 
 
-def _max_fixed_steps(t, options):
-    """Static bound on the steps of any interval, or None."""
-    if options.steps is not None:
-        return options.steps
+def _static_step_counts(t, options):
+    """Steps of every interval of a fixed-grid solve, when known statically
+    (a list of ints), else `None`."""
+    num_times = t.shape[0]
+    if options.steps is not None and num_times is not None:
+        return [options.steps] * (num_times - 1)
     times = tf.get_static_value(t)
     if times is None:
         return None
-    return max(
+    return [
         num_fixed_steps(np.float64(b - a), options)
         for a, b in zip(times[:-1], times[1:], strict=True)
-    )
+    ]
 
 
 class _Recorder:
@@ -335,18 +337,9 @@ def integrate(
     xla = _in_xla_context()
 
     if fixed:
-        per_interval = _max_fixed_steps(t, options)
-        inner_max = per_interval
-        record_size = None
-        if per_interval is not None and isinstance(num_times, int):
-            if options.steps is not None:
-                record_size = per_interval * (num_times - 1)
-            else:
-                times = tf.get_static_value(t)
-                record_size = sum(
-                    num_fixed_steps(np.float64(b - a), options)
-                    for a, b in zip(times[:-1], times[1:], strict=True)
-                )
+        counts = _static_step_counts(t, options)
+        inner_max = options.steps if counts is None else max(counts)
+        record_size = None if counts is None else sum(counts)
     else:
         inner_max = options.max_num_steps if xla else None
         record_size = options.max_num_steps + 1 if xla else None

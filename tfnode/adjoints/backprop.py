@@ -19,9 +19,6 @@ class Backprop(GradientMethod):
 
     name = "backprop"
 
-    def validate(self, solver, options, adjoint_options):
-        super().validate(solver, options, adjoint_options)
-
     def solve(self, problem):
         func = problem.field(problem.args)
         ys, stats, _ = problem.solver.integrate(
