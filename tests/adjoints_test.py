@@ -78,14 +78,11 @@ def _gradients(field, y0, **kwargs):
 
 
 class AnodeTest(test_util.TestCase):
-    @test_util.parameterized.product(
-        solver=_SOLVERS,
-        checkpoints=(None, 1, 2, 5),
-        dtype=("float32", "float64"),
-    )
-    def test_equals_backprop_mlp(self, solver, checkpoints, dtype):
+    def _assert_anode_equals_backprop(
+        self, make_field, solver, checkpoints, dtype
+    ):
         dtype = tf.as_dtype(dtype)
-        field, y0 = _mlp_field(dtype)
+        field, y0 = make_field(dtype)
         kw = _fixed_or_adaptive(solver, dtype)
         ref = _gradients(field, y0, solver=solver, **kw)
         got = _gradients(
@@ -102,23 +99,22 @@ class AnodeTest(test_util.TestCase):
         self.assertAllCloseRelative(got, ref, rtol)
 
     @test_util.parameterized.product(
+        solver=_SOLVERS,
+        checkpoints=(None, 1, 2, 5),
+        dtype=("float32", "float64"),
+    )
+    def test_equals_backprop_mlp(self, solver, checkpoints, dtype):
+        self._assert_anode_equals_backprop(
+            _mlp_field, solver, checkpoints, dtype
+        )
+
+    @test_util.parameterized.product(
         solver=_SOLVERS, checkpoints=(None, 2), dtype=("float32", "float64")
     )
     def test_equals_backprop_conv(self, solver, checkpoints, dtype):
-        dtype = tf.as_dtype(dtype)
-        field, y0 = _conv_field(dtype)
-        kw = _fixed_or_adaptive(solver, dtype)
-        ref = _gradients(field, y0, solver=solver, **kw)
-        got = _gradients(
-            field,
-            y0,
-            solver=solver,
-            adjoint="anode",
-            checkpoints=checkpoints,
-            **kw,
+        self._assert_anode_equals_backprop(
+            _conv_field, solver, checkpoints, dtype
         )
-        rtol = 1e-5 if dtype == tf.float32 else 1e-10
-        self.assertAllCloseRelative(got, ref, rtol)
 
     def test_checkpointing_recomputes_logarithmically(self):
         field, y0 = _mlp_field(tf.float64)
