@@ -472,12 +472,15 @@ class StepAdaptationTest(test_util.TestCase):
         # batches 3-4 took 8 (the epoch's mean NFE is 6).
         self.assertAllClose(history.history[f"{block.name}_nfe_forward"], [6.0])
         (events,) = glob.glob(os.path.join(log_dir, "events.*"))
-        steps = {}
+        steps, plugins = {}, set()
         for event in tf.compat.v1.train.summary_iterator(events):
             for value in event.summary.value:
                 if value.tag == "adaptation/step_size":
                     steps[event.step] = float(tf.make_ndarray(value.tensor))
+                    if value.metadata.plugin_data.plugin_name:
+                        plugins.add(value.metadata.plugin_data.plugin_name)
         self.assertEqual(sorted(steps), [0, 2, 4])
+        self.assertEqual(plugins, {"scalars"})
         self.assertAllClose(steps[4], 1 / 16)
 
     def test_counts_batches_with_steps_per_execution(self):

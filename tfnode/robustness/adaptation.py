@@ -44,7 +44,6 @@ import warnings
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 from tfnode import solvers as solvers_lib
 from tfnode.layers import set_solver
@@ -55,10 +54,6 @@ from tfnode.robustness import test_solvers
 from tfnode.robustness.initial_step import step_adaptation_initial_step
 
 __all__ = ["StepAdaptation"]
-
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
-)
 
 FIXED = "step"
 TOLERANCE = "tolerance"
@@ -569,16 +564,7 @@ class StepAdaptation(keras.callbacks.Callback):
             ):
                 value = entry.get(key)
                 if value is not None:
-                    _scalar(f"adaptation/{key}", value)
+                    tf.summary.scalar(f"adaptation/{key}", float(value))
             if "test_accuracy" in entry:
                 gap = abs(entry["test_accuracy"] - entry["train_accuracy"])
-                _scalar("adaptation/accuracy_gap", gap)
-
-
-def _scalar(tag, value):
-    """Writes a TensorBoard scalar to the default writer.
-
-    `tf.summary.scalar` needs the `tensorboard` package; this writes the
-    same event (a float tensor tagged for the scalars plugin) with TF alone.
-    """
-    tf.summary.write(tag, tf.constant(float(value)), metadata=_SCALAR_METADATA)
+                tf.summary.scalar("adaptation/accuracy_gap", gap)
