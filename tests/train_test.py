@@ -106,6 +106,22 @@ def read_json(path):
         return json.load(f)
 
 
+def read_scalars(log_dir):
+    """`{tag: {step: (value, plugin)}}` of the TensorBoard event files in
+    `log_dir` (plugin: the plugin named by the tag's first event)."""
+    scalars, plugins = {}, {}
+    for path in sorted(glob.glob(os.path.join(log_dir, "events.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                plugin = value.metadata.plugin_data.plugin_name
+                plugins.setdefault(value.tag, plugin)
+                scalars.setdefault(value.tag, {})[event.step] = (
+                    float(tf.make_ndarray(value.tensor)),
+                    plugins[value.tag],
+                )
+    return scalars
+
+
 @contextlib.contextmanager
 def train_flags(*argv):
     """Parses `argv` into the global flags for `train.main`, restoring them
@@ -202,6 +218,20 @@ class NetworkRunTest(TrainTestCase):
         loaded = keras.models.load_model(path)
         x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
         self.assertAllClose(loaded(x), result.model(x))
+        # TensorBoard scalars: every metrics row, one event per epoch.
+        scalars = read_scalars(os.path.join(result.model_dir, "logs"))
+        for key in ("train_loss", "test_accuracy", "nfe_forward"):
+            self.assertEqual(
+                scalars[key],
+                {
+                    row["epoch"]: (
+                        np.float32(row[key]).item(),
+                        "scalars",
+                    )
+                    for row in result.history
+                },
+            )
+        self.assertIn("nfe/ode_block_nfe_forward", scalars)
 
     def test_default_run_learns(self):
         result = training.train(

@@ -25,7 +25,6 @@ import time
 
 import keras
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 from tfnode.training import checkpointing
 from tfnode.training.run_dir import write_json
@@ -39,10 +38,6 @@ __all__ = [
 
 METRICS_FILE = "metrics.json"
 LOG_DIR = "logs"
-
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
-)
 
 
 class NonFiniteLossGuard(keras.callbacks.Callback):
@@ -134,10 +129,6 @@ def _current_learning_rate(optimizer):
     return float(lr.numpy() if hasattr(lr, "numpy") else lr)
 
 
-def _scalar(tag, value):
-    tf.summary.write(tag, tf.constant(float(value)), metadata=_SCALAR_METADATA)
-
-
 class EpochRecorder(keras.callbacks.Callback):
     """Records each finished epoch: a metrics row, and on the chief a
     checkpoint, `metrics.json` and TensorBoard scalars.
@@ -224,10 +215,10 @@ class EpochRecorder(keras.callbacks.Callback):
         with self._writer.as_default(step=row["epoch"]):
             for key, value in row.items():
                 if key not in ("epoch",) and value is not None:
-                    _scalar(key, value)
+                    tf.summary.scalar(key, float(value))
             for key, value in logs.items():
                 if "_nfe_" in key:
-                    _scalar(f"nfe/{key}", value)
+                    tf.summary.scalar(f"nfe/{key}", float(value))
         self._writer.flush()
 
     def on_train_end(self, logs=None):
