@@ -115,12 +115,44 @@ class ODEBlockTest(test_util.TestCase):
         config = block.get_config()
         clone = tfnode.ODEBlock.from_config(json.loads(json.dumps(config)))
         self.assertEqual(clone.get_config(), config)
-        self.assertEqual(clone.solver, "midpoint")
-        self.assertEqual(clone.options, {"checkpoints": 2})
+        self.assertEqual(clone.settings.solver_name, "midpoint")
+        self.assertEqual(
+            clone.settings.adjoint, tfnode.adjoints.Anode(checkpoints=2)
+        )
+        self.assertEqual(clone.settings, block.settings)
         revived = keras.saving.deserialize_keras_object(
             keras.saving.serialize_keras_object(block)
         )
         self.assertEqual(revived.get_config(), config)
+
+    def test_config_of_earlier_versions_loads(self):
+        # Before SolveSettings, the config held the shorthand flat.
+        config = tfnode.ODEBlock(TimeField(4)).get_config()
+        del config["settings"]
+        config.update(
+            solver="rk2", steps=3, rtol=None, atol=None, tol=None,
+            step_size=None, adjoint="anode", checkpoints=2,
+        )
+        block = tfnode.ODEBlock.from_config(config)
+        self.assertEqual(
+            block.settings,
+            tfnode.SolveSettings(
+                solver="midpoint",
+                steps=3,
+                adjoint=tfnode.adjoints.Anode(checkpoints=2),
+            ),
+        )
+
+    def test_settings_value_and_shorthand_agree(self):
+        settings = tfnode.SolveSettings(solver="rk4", steps=3, adjoint="anode")
+        by_value = tfnode.ODEBlock(TimeField(4), settings=settings)
+        by_keywords = tfnode.ODEBlock(
+            TimeField(4), solver="rk4", steps=3, adjoint="anode"
+        )
+        self.assertEqual(by_value.settings, by_keywords.settings)
+        replaced = tfnode.ODEBlock(TimeField(4), settings=settings, steps=5)
+        self.assertEqual(replaced.settings.steps, 5)
+        self.assertEqual(replaced.settings.adjoint.name, "anode")
 
     def test_keras_file_round_trip(self):
         model = _model(solver="rk4", steps=2, adjoint="anode")
@@ -132,7 +164,7 @@ class ODEBlockTest(test_util.TestCase):
         self.assertAllClose(
             loaded.predict(x, verbose=0), model.predict(x, verbose=0)
         )
-        self.assertEqual(loaded.get_layer("ode").adjoint, "anode")
+        self.assertEqual(loaded.get_layer("ode").settings.adjoint.name, "anode")
 
     @test_util.parameterized.named_parameters(*_METHODS)
     def test_fit_with_every_gradient_method(self, kwargs):

@@ -11,6 +11,7 @@ from tfnode.layers import ODEBlock
 from tfnode.layers import ode_blocks
 from tfnode.layers import set_solver
 from tfnode.odeint import odeint
+from tfnode.settings import SolveSettings
 from tfnode.stepping import SolveStats
 from tfnode.stepping import Status
 
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "NFECounter",
     "ODEBlock",
+    "SolveSettings",
     "SolveStats",
     "Status",
     "adjoints",

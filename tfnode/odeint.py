@@ -1,41 +1,14 @@
 """`odeint`: the one entry point of every solve and every gradient method."""
 
-import inspect
-import math
-import numbers
-
 import numpy as np
 import tensorflow as tf
 
-from tfnode import adjoints
-from tfnode import solvers
 from tfnode.adjoints.base import Problem
-from tfnode.norms import rms_norm
-from tfnode.stepping import IntegrationOptions
-from tfnode.validation import positive_float
-from tfnode.validation import positive_int
+from tfnode.settings import resolve
 from tfnode.vector_field import as_time_field
 from tfnode.vector_field import build_for_state
 
-__all__ = ["odeint", "validate_settings"]
-
-_INTEGRATION_SETTINGS = (
-    "steps",
-    "step_size",
-    "rtol",
-    "atol",
-    "tol",
-    "first_step",
-    "min_step",
-    "max_step",
-    "safety",
-    "ifactor",
-    "dfactor",
-    "max_num_steps",
-    "norm",
-)
-DEFAULT_RTOL = 1e-3
-DEFAULT_ATOL = 1e-6
+__all__ = ["odeint"]
 
 
 @tf.autograph.experimental.do_not_convert
@@ -43,33 +16,22 @@ def odeint(
     func,
     y0,
     t,
+    settings=None,
     *,
-    solver="dopri5",
-    steps=None,
-    step_size=None,
-    rtol=None,
-    atol=None,
-    tol=None,
-    first_step=None,
-    min_step=0.0,
-    max_step=math.inf,
-    safety=0.9,
-    ifactor=10.0,
-    dfactor=0.2,
-    max_num_steps=10_000,
-    norm=None,
-    adjoint="backprop",
-    checkpoints=None,
-    seminorm=False,
-    adjoint_solver=None,
-    adjoint_rtol=None,
-    adjoint_atol=None,
-    adjoint_steps=None,
     args=(),
     nfe_counter=None,
     return_stats=False,
+    **shorthand,
 ):
     """Solves `dy/dt = func(t, y)` from `y(t[0]) = y0`; returns `y` at `t`.
+
+    How to solve is one `tfnode.SolveSettings` value, or its keyword
+    shorthand (both together: the keywords replace the value's fields):
+
+    ```python
+    odeint(f, y0, t, tfnode.SolveSettings(solver="rk4", steps=8))
+    odeint(f, y0, t, solver="rk4", steps=8, adjoint="anode", checkpoints=2)
+    ```
 
     Fixed-step solvers (`euler`, `midpoint`/`rk2`, `heun`, `rk4`, `rk38`)
     take `steps` or `step_size`; adaptive ones (`fehlberg2`, `bosh3`,
@@ -94,41 +56,20 @@ def odeint(
         y0: Initial state: a floating tensor, or a nested structure (tuple,
             list, dict) of tensors of one floating dtype.
         t: 1-D times, at least 2, strictly increasing or decreasing.
-        solver: Solver name (see `tfnode.solvers.names()`).
-            Default value: `"dopri5"`.
-        steps: Fixed grid: steps per interval of `t`, an int >= 1.
-        step_size: Fixed grid: step size `h > 0`.
-        rtol: Relative tolerance. Default value: `1e-3`.
-        atol: Absolute tolerance. Default value: `1e-6`.
-        tol: Sets both `rtol` and `atol` ('ResNet After All' convention).
-        first_step: Size of the first step; chosen by Hairer's algorithm
-            when unset.
-        min_step: Smallest step; steps of this size are accepted whatever
-            their error estimate. Default value: `0`.
-        max_step: Largest step. Default value: `inf`.
-        safety: Safety factor of the step-size rule. Default value: `0.9`.
-        ifactor: Largest growth of the step in one step. Default: `10`.
-        dfactor: Largest shrink of the step in one step. Default: `0.2`.
-        max_num_steps: Attempts (accepted and rejected) before the solve
-            stops with an error. Default value: `10000`.
-        norm: Error norm, a callable on the list of scaled errors.
-            Default value: `tfnode.norms.rms_norm`.
-        adjoint: Gradient method (see `tfnode.adjoints.names()`):
-            `"backprop"`, `"anode"`, `"continuous"` or `"reversible"`.
-            Default value: `"backprop"`.
-        checkpoints: `anode` only: number of states kept in memory for
-            binomial (revolve) checkpointing; every step's state when unset.
-        seminorm: `continuous` only: leave the parameter adjoints out of the
-            backward step-size control (Kidger et al. 2021).
-        adjoint_solver: `continuous` only: solver of the backward solve.
-        adjoint_rtol: `continuous` only: its relative tolerance.
-        adjoint_atol: `continuous` only: its absolute tolerance.
-        adjoint_steps: `continuous` only: its fixed steps per interval.
+        settings: A `tfnode.SolveSettings` (or its config dict); by default
+            `dopri5` with `rtol=1e-3`, `atol=1e-6` and `adjoint="backprop"`.
         args: Extra tensors (a tuple, possibly nested) passed to `func` after
             `y`; gradients reach them under every method.
         nfe_counter: A `tfnode.NFECounter` receiving the forward and
             backward numbers of function evaluations.
         return_stats: Also return the forward `SolveStats`.
+        **shorthand: Any argument of `tfnode.SolveSettings.from_options`:
+            `solver`, `steps`, `step_size`, `rtol`, `atol`, `tol`,
+            `first_step`, `min_step`, `max_step`, `safety`, `ifactor`,
+            `dfactor`, `max_num_steps`, `norm`, `adjoint`, and the gradient
+            methods' options `checkpoints` (`anode`), `seminorm`,
+            `adjoint_solver`, `adjoint_rtol`, `adjoint_atol`,
+            `adjoint_steps` (`continuous`).
 
     Returns:
         ys: The state at every time of `t`, stacked on a new leading axis;
@@ -138,7 +79,7 @@ def odeint(
 
     Raises:
         ValueError: for an unknown solver or gradient method, or a bad
-            option (the message names the argument and the allowed values).
+            setting (the message names the argument and the allowed values).
         TypeError: for a non-floating `y0` or a `func` whose output does not
             match `y`.
         tf.errors.InvalidArgumentError: when an adaptive solve reaches
@@ -152,39 +93,12 @@ def odeint(
     [2]: Hairer, Norsett, Wanner. Solving Ordinary Differential Equations I.
          Springer, 1993.
     """
-    solver_obj, method, options, adjoint_options = validate_settings(
-        solver=solver,
-        adjoint=adjoint,
-        steps=steps,
-        step_size=step_size,
-        rtol=rtol,
-        atol=atol,
-        tol=tol,
-        first_step=first_step,
-        min_step=min_step,
-        max_step=max_step,
-        safety=safety,
-        ifactor=ifactor,
-        dfactor=dfactor,
-        max_num_steps=max_num_steps,
-        norm=norm,
-        checkpoints=checkpoints,
-        seminorm=seminorm,
-        adjoint_solver=adjoint_solver,
-        adjoint_rtol=adjoint_rtol,
-        adjoint_atol=adjoint_atol,
-        adjoint_steps=adjoint_steps,
-    )
+    settings = resolve(settings, **shorthand)
     structure = y0
     y0_flat = [tf.convert_to_tensor(y) for y in tf.nest.flatten(y0)]
     dtype = _state_dtype(y0_flat)
     t = _validate_times(t, dtype)
-    args = tuple(args) if isinstance(args, list) else args
-    if not isinstance(args, tuple):
-        raise TypeError(
-            f"args must be a tuple of tensors passed to func after y; got "
-            f"{type(args).__name__}."
-        )
+    args = _validate_args(args)
     args_flat = [tf.convert_to_tensor(a) for a in tf.nest.flatten(args)]
     build_for_state(func, tf.nest.pack_sequence_as(structure, y0_flat))
     problem = Problem(
@@ -192,147 +106,34 @@ def odeint(
         y0=y0_flat,
         t=t,
         args=args_flat,
-        solver=solver_obj,
-        options=options,
-        adjoint_options=adjoint_options,
+        settings=settings,
         nfe_counter=nfe_counter,
     )
-    ys, stats = method.solve(problem)
+    ys, stats = settings.adjoint.solve(problem)
     if nfe_counter is not None:
         nfe_counter.update_forward(stats.num_fn_evals)
     ys = tf.nest.pack_sequence_as(structure, ys)
     return (ys, stats) if return_stats else ys
 
 
-def validate_settings(
-    solver="dopri5",
-    adjoint="backprop",
-    *,
-    checkpoints=None,
-    seminorm=False,
-    adjoint_solver=None,
-    adjoint_rtol=None,
-    adjoint_atol=None,
-    adjoint_steps=None,
-    **integration,
-):
-    """Checks `odeint`'s settings without solving anything.
-
-    Takes `odeint`'s keyword arguments (all but `func`, `y0`, `t`, `args`,
-    `nfe_counter` and `return_stats`).
-
-    Returns:
-        solver: The solver object.
-        method: The gradient method object.
-        options: The `IntegrationOptions`.
-        adjoint_options: The gradient method's options, a dict.
-
-    Raises:
-        ValueError, TypeError: as `odeint` does for a bad setting.
-    """
-    solver_obj = solvers.get(solver)
-    method = adjoints.get(adjoint)
-    defaults = {
-        name: inspect.signature(odeint).parameters[name].default
-        for name in _INTEGRATION_SETTINGS
-    }
-    unknown = set(integration) - set(defaults)
-    if unknown:
+def _validate_args(args):
+    args = tuple(args) if isinstance(args, list) else args
+    if not isinstance(args, tuple):
         raise TypeError(
-            f"Unknown odeint setting(s) {sorted(unknown)}; choose from "
-            f"{sorted(defaults)}."
+            f"args must be a tuple of tensors passed to func after y; got "
+            f"{type(args).__name__}."
         )
-    options = _integration_options(solver_obj, **{**defaults, **integration})
-    adjoint_options = {
-        "checkpoints": checkpoints,
-        "seminorm": seminorm,
-        "adjoint_solver": adjoint_solver,
-        "adjoint_rtol": adjoint_rtol,
-        "adjoint_atol": adjoint_atol,
-        "adjoint_steps": adjoint_steps,
-    }
-    method.validate(solver_obj, options, adjoint_options)
-    return solver_obj, method, options, adjoint_options
-
-
-def _integration_options(
-    solver, *, steps, step_size, rtol, atol, tol, norm, **controls
-):
-    if steps is not None and step_size is not None:
-        raise ValueError(
-            "Pass steps= or step_size=, not both; got "
-            f"steps={steps!r}, step_size={step_size!r}."
-        )
-    if steps is not None:
-        steps = positive_int("steps", steps)
-    if step_size is not None:
-        step_size = positive_float("step_size", step_size)
-    if tol is not None:
-        if rtol is not None or atol is not None:
-            raise ValueError(
-                "tol sets both rtol and atol; pass tol= or rtol=/atol=, "
-                f"not both; got tol={tol!r}, rtol={rtol!r}, atol={atol!r}."
-            )
-        rtol = atol = positive_float("tol", tol)
-    rtol = DEFAULT_RTOL if rtol is None else positive_float("rtol", rtol)
-    atol = DEFAULT_ATOL if atol is None else positive_float("atol", atol)
-    fixed = steps is not None or step_size is not None
-    if not fixed and not solver.adaptive:
-        adaptive = [n for n in solvers.names() if solvers.get(n).adaptive]
-        raise ValueError(
-            f"solver={solver.name!r} is a fixed-step method: pass steps= (an "
-            "int >= 1) or step_size= (> 0), or choose an adaptive solver: "
-            f"{', '.join(adaptive)}."
-        )
-    if fixed and solver.tableau is None:
-        raise ValueError(
-            f"solver={solver.name!r} is adaptive only; steps= and step_size= "
-            "need a tfnode Runge-Kutta solver."
-        )
-    first_step = controls["first_step"]
-    if first_step is not None:
-        first_step = positive_float("first_step", first_step)
-    min_step, max_step = controls["min_step"], controls["max_step"]
-    if not isinstance(min_step, numbers.Real) or min_step < 0:
-        raise ValueError(f"min_step must be >= 0; got {min_step!r}.")
-    max_step = positive_float("max_step", max_step)
-    if max_step < min_step:
-        raise ValueError(
-            f"max_step must be >= min_step; got max_step={max_step!r}, "
-            f"min_step={min_step!r}."
-        )
-    safety = controls["safety"]
-    if not isinstance(safety, numbers.Real) or not 0 < safety <= 1:
-        raise ValueError(f"safety must be in (0, 1]; got {safety!r}.")
-    ifactor, dfactor = controls["ifactor"], controls["dfactor"]
-    if not isinstance(ifactor, numbers.Real) or ifactor < 1:
-        raise ValueError(f"ifactor must be >= 1; got {ifactor!r}.")
-    if not isinstance(dfactor, numbers.Real) or not 0 < dfactor <= 1:
-        raise ValueError(f"dfactor must be in (0, 1]; got {dfactor!r}.")
-    max_num_steps = positive_int("max_num_steps", controls["max_num_steps"])
-    if norm is not None and not callable(norm):
-        raise TypeError(
-            f"norm must be a callable on a list of tensors; got {norm!r}."
-        )
-    return IntegrationOptions(
-        steps=steps,
-        step_size=step_size,
-        rtol=rtol,
-        atol=atol,
-        first_step=first_step,
-        min_step=float(min_step),
-        max_step=max_step,
-        safety=float(safety),
-        ifactor=float(ifactor),
-        dfactor=float(dfactor),
-        max_num_steps=int(max_num_steps),
-        norm=norm or rms_norm,
-    )
+    return args
 
 
 def _state_dtype(y0_flat):
     if not y0_flat:
         raise ValueError("y0 must hold at least one tensor.")
+    if all(y.shape.num_elements() == 0 for y in y0_flat):
+        raise ValueError(
+            "y0 is empty (it has no elements); there is nothing to solve. "
+            f"Got shapes {[y.shape.as_list() for y in y0_flat]}."
+        )
     dtypes = {y.dtype for y in y0_flat}
     for dtype in dtypes:
         if not dtype.is_floating:
@@ -393,6 +194,11 @@ def _flat_field(func, structure, y0_flat, args):
         y = tf.nest.pack_sequence_as(structure, y_flat)
         extra = tf.nest.pack_sequence_as(args, args_flat)
         out = call(t, y, *extra)
+        if out is None:
+            raise TypeError(
+                f"func {name!r} returned None; it must return dy/dt, "
+                f"structured like y ({_describe(structure)})."
+            )
         try:
             tf.nest.assert_same_structure(structure, out)
         except (TypeError, ValueError) as e:

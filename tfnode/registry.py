@@ -38,6 +38,18 @@ class Registry:
             keys += list(self._aliases)
         return sorted(keys)
 
+    def types(self):
+        """The types of the registered entries, a tuple."""
+        return tuple({type(entry) for entry in self._entries.values()})
+
+    def name_of(self, entry):
+        """The registered name of `entry`, or `None` when `entry` is not
+        one of the registered objects (compared by equality)."""
+        for name, registered in self._entries.items():
+            if registered == entry:
+                return name
+        return None
+
     def canonical_name(self, name):
         """The registered name that `name` (maybe an alias) stands for."""
         self.get(name)
@@ -45,7 +57,8 @@ class Registry:
 
     def get(self, identifier):
         """Returns the entry named `identifier`, or `identifier` itself when
-        it is already a registered entry.
+        it is an instance of a registered entry's type (a configured
+        gradient method, or a user's own `ExplicitRungeKutta(tableau)`).
 
         Raises:
             ValueError: naming the argument and the allowed values, when
@@ -55,7 +68,7 @@ class Registry:
             name = self._aliases.get(identifier, identifier)
             if name in self._entries:
                 return self._entries[name]
-        elif any(identifier is entry for entry in self._entries.values()):
+        elif isinstance(identifier, self.types()):
             return identifier
         raise ValueError(
             f"Unknown {self.kind} {self.argument}={identifier!r}; choose one "

@@ -13,6 +13,8 @@ with `c` free slots is split at the point the binomial rule
 of recomputed steps that grows like `L * log(L)`.
 """
 
+import dataclasses
+
 import tensorflow as tf
 
 from tfnode.adjoints.base import CustomGradientMethod
@@ -25,6 +27,7 @@ from tfnode.validation import positive_int
 __all__ = ["Anode"]
 
 
+@dataclasses.dataclass(frozen=True)
 class Anode(CustomGradientMethod):
     """ANODE's checkpointed discrete adjoint, for every tfnode RK solver.
 
@@ -43,27 +46,35 @@ class Anode(CustomGradientMethod):
     [2]: Griewank, Walther. Algorithm 799: revolve. ACM TOMS 26(1), 2000.
     """
 
-    name = "anode"
-    option_names = ("checkpoints",)
+    checkpoints: int | None = None
 
-    def validate(self, solver, options, adjoint_options):
-        super().validate(solver, options, adjoint_options)
-        if solver.tableau is None:
+    name = "anode"
+    shorthand = {"checkpoints": "checkpoints"}
+
+    def __post_init__(self):
+        if self.checkpoints is not None:
+            object.__setattr__(
+                self,
+                "checkpoints",
+                positive_int("checkpoints", self.checkpoints),
+            )
+
+    def validate(self, settings):
+        if not settings.solver.replayable:
             raise ValueError(
                 f"adjoint='anode' replays the solver's steps; "
-                f"solver={solver.name!r} does not expose them. Use a tfnode "
-                "Runge-Kutta solver (e.g. 'dopri5') or adjoint='continuous'."
+                f"solver={settings.solver.name!r} does not expose them. Use "
+                "a tfnode Runge-Kutta solver (e.g. 'dopri5') or "
+                "adjoint='continuous'."
             )
-        if adjoint_options["checkpoints"] is not None:
-            positive_int("checkpoints", adjoint_options["checkpoints"])
 
     def forward(self, problem, y0, args):
-        store_all = problem.adjoint_options["checkpoints"] is None
+        store_all = self.checkpoints is None
         ys, stats, trajectory = problem.solver.integrate(
             problem.field(args),
             y0,
             problem.t,
-            problem.options,
+            problem.settings,
             record_steps=True,
             record_states=store_all,
         )
@@ -184,7 +195,7 @@ def _reverse_sweep_revolve(problem, trajectory, y0, grad_ys, args, variables):
     next slot and the right part pushed. With no free slot left, the state
     is advanced to the segment's last step, which is reversed.
     """
-    slots = problem.adjoint_options["checkpoints"]
+    slots = problem.settings.adjoint.checkpoints
     field = problem.field(args)
     solver = problem.solver
 

@@ -1,5 +1,7 @@
 """`adjoint="backprop"`: automatic differentiation through the solver loop."""
 
+import dataclasses
+
 import tensorflow as tf
 
 from tfnode.adjoints.base import GradientMethod
@@ -7,6 +9,7 @@ from tfnode.adjoints.base import GradientMethod
 __all__ = ["Backprop"]
 
 
+@dataclasses.dataclass(frozen=True)
 class Backprop(GradientMethod):
     """Differentiates the discrete solve by autodiff through its loops.
 
@@ -22,9 +25,9 @@ class Backprop(GradientMethod):
     def solve(self, problem):
         func = problem.field(problem.args)
         ys, stats, _ = problem.solver.integrate(
-            func, problem.y0, problem.t, problem.options
+            func, problem.y0, problem.t, problem.settings
         )
-        if problem.solver.tableau is None:
+        if not problem.solver.replayable:
             ys = _no_autodiff(problem.solver.name, ys)
         elif problem.nfe_counter is not None:
             ys = _record_backward_nfe(problem, stats.num_fn_evals, ys)

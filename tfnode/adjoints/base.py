@@ -21,9 +21,7 @@ class Problem:
         y0: The flattened initial state.
         t: 1-D tensor of output times.
         args: Flattened extra tensors passed to `func` (differentiable).
-        solver: The solver object.
-        options: `IntegrationOptions` of the forward solve.
-        adjoint_options: Options of the gradient method (a dict).
+        settings: The validated `SolveSettings`.
         nfe_counter: Object with `update_forward(n)` / `update_backward(n)`,
             or `None`.
     """
@@ -32,10 +30,12 @@ class Problem:
     y0: list
     t: tf.Tensor
     args: list
-    solver: object
-    options: object
-    adjoint_options: dict
+    settings: object
     nfe_counter: object = None
+
+    @property
+    def solver(self):
+        return self.settings.solver
 
     def field(self, args):
         """`func` with `args` bound: `field(t, y) -> dy/dt`."""
@@ -49,24 +49,49 @@ class Problem:
 class GradientMethod(abc.ABC):
     """A way of differentiating through `odeint`, chosen by `adjoint=`.
 
-    Subclasses define `name`, `solve` and, where some solvers or options are
-    unsupported, `validate`.
+    Subclasses are frozen dataclasses whose fields are the method's options
+    (so a configured method is a value: comparable, hashable, serialisable),
+    and define `name`, `solve` and, where some solvers or settings are
+    unsupported, `validate`. `shorthand` maps `odeint`'s flat keyword
+    options (e.g. `adjoint_rtol`) to the fields (e.g. `rtol`).
     """
 
     name = None
-    option_names = ()
+    shorthand = {}
 
-    def validate(self, solver, options, adjoint_options):
-        """Raises `ValueError` for a solver or option this method lacks."""
-        del solver, options
-        for key, value in adjoint_options.items():
-            if value is not None and value is not False:
-                if key not in self.option_names:
-                    raise ValueError(
-                        f"{key}= is an option of another gradient method; "
-                        f"adjoint={self.name!r} takes "
-                        f"{', '.join(self.option_names) or 'no options'}."
-                    )
+    def validate(self, settings):
+        """Raises `ValueError` for settings this method cannot serve."""
+        del settings
+
+    def configure(self, **options):
+        """A copy configured by `odeint`'s flat keyword options.
+
+        `None` and `False` values of options this method does not take are
+        ignored (they are every option's default).
+        """
+        changes = {}
+        for key, value in options.items():
+            if key in self.shorthand:
+                changes[self.shorthand[key]] = value
+            elif value is not None and value is not False:
+                raise ValueError(
+                    f"{key}= is an option of another gradient method; "
+                    f"adjoint={self.name!r} takes "
+                    f"{', '.join(self.shorthand) or 'no options'}."
+                )
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def get_config(self):
+        """`{"name": ..., <option>: <value>, ...}`, JSON-serialisable."""
+        config = {"name": self.name}
+        for field in dataclasses.fields(self):
+            config[field.name] = self._serialize_option(
+                getattr(self, field.name)
+            )
+        return config
+
+    def _serialize_option(self, value):
+        return value
 
     @abc.abstractmethod
     def solve(self, problem):
@@ -140,7 +165,7 @@ class CustomGradientMethod(GradientMethod):
         """Returns `(ys, stats, saved)`; by default a plain solve that saves
         nothing beyond the outputs."""
         ys, stats, _ = problem.solver.integrate(
-            problem.field(args), y0, problem.t, problem.options
+            problem.field(args), y0, problem.t, problem.settings
         )
         return ys, stats, None
 

@@ -18,6 +18,8 @@ step-size control (Kidger, Chen & Lyons 2021): they never feed back into the
 dynamics, so their error need not restrict the step.
 """
 
+import dataclasses
+
 import tensorflow as tf
 
 from tfnode import solvers
@@ -33,14 +35,17 @@ from tfnode.validation import positive_int
 __all__ = ["Continuous"]
 
 
+@dataclasses.dataclass(frozen=True)
 class Continuous(CustomGradientMethod):
     """The continuous adjoint, solved backwards with any solver.
 
-    Options:
-        adjoint_solver: Solver of the backward solve (default: the forward's).
-        adjoint_rtol, adjoint_atol: Its tolerances (default: the forward's).
-        adjoint_steps: Its fixed steps per interval (default: the forward's
-            grid).
+    Args:
+        solver: Solver of the backward solve, a name or solver object
+            (default: the forward's). Shorthand: `adjoint_solver=`.
+        rtol, atol: Its tolerances (default: the forward's). Shorthand:
+            `adjoint_rtol=`, `adjoint_atol=`.
+        steps: Its fixed steps per interval (default: the forward's grid).
+            Shorthand: `adjoint_steps=`.
         seminorm: Measure the backward error on the state and state adjoint
             only (default `False`: on the whole augmented state).
 
@@ -52,68 +57,131 @@ class Continuous(CustomGradientMethod):
          via Seminorms. ICML, 2021.
     """
 
+    solver: object = None
+    rtol: float | None = None
+    atol: float | None = None
+    steps: int | None = None
+    seminorm: bool = False
+
     name = "continuous"
-    option_names = (
-        "adjoint_solver",
-        "adjoint_rtol",
-        "adjoint_atol",
-        "adjoint_steps",
-        "seminorm",
-    )
+    shorthand = {
+        "adjoint_solver": "solver",
+        "adjoint_rtol": "rtol",
+        "adjoint_atol": "atol",
+        "adjoint_steps": "steps",
+        "seminorm": "seminorm",
+    }
 
-    def validate(self, solver, options, adjoint_options):
-        super().validate(solver, options, adjoint_options)
-        self._backward_setup(solver, options, adjoint_options)
-
-    def _backward_setup(self, solver, options, adjoint_options):
-        """The backward solver and its `IntegrationOptions`."""
-        name = adjoint_options["adjoint_solver"]
-        backward = solver if name is None else solvers.get(name)
-        changes = {}
-        for key in ("adjoint_rtol", "adjoint_atol"):
-            value = adjoint_options[key]
+    def __post_init__(self):
+        if self.solver is not None and not isinstance(
+            self.solver, solvers.Solver
+        ):
+            if self.solver not in solvers.names():
+                raise ValueError(
+                    f"Unknown solver adjoint_solver={self.solver!r}; choose "
+                    f"one of: {', '.join(solvers.names())}."
+                )
+        for field in ("rtol", "atol"):
+            value = getattr(self, field)
             if value is not None:
-                changes[key[len("adjoint_") :]] = positive_float(key, value)
-        steps = adjoint_options["adjoint_steps"]
-        if steps is not None:
-            steps = positive_int("adjoint_steps", steps)
-            changes.update(steps=steps, step_size=None)
-        backward_options = options.replace(**changes)
-        if not backward_options.fixed_grid and not backward.adaptive:
+                checked = positive_float(f"adjoint_{field}", value)
+                object.__setattr__(self, field, checked)
+        if self.steps is not None:
+            steps = positive_int("adjoint_steps", self.steps)
+            object.__setattr__(self, "steps", steps)
+        if not isinstance(self.seminorm, bool):
+            raise TypeError(
+                f"seminorm must be True or False; got {self.seminorm!r}."
+            )
+
+    def _serialize_option(self, value):
+        if isinstance(value, solvers.Solver):
+            return solvers.serialize(value)
+        return value
+
+    def validate(self, settings):
+        self.backward_settings(settings)
+
+    def backward_settings(self, settings):
+        """The `SolveSettings` of the backward solve (plain autodiff-free
+        `backprop` settings: it runs inside the custom gradient)."""
+        backward = (
+            settings.solver if self.solver is None else solvers.get(self.solver)
+        )
+        if self.steps is not None:
+            grid = {"steps": self.steps, "step_size": None}
+        else:
+            grid = {"steps": settings.steps, "step_size": settings.step_size}
+        fixed = grid["steps"] is not None or grid["step_size"] is not None
+        if not fixed and not backward.adaptive:
             raise ValueError(
                 f"adjoint_solver={backward.name!r} is fixed-step and the "
                 "forward solve is adaptive: pass adjoint_steps= too."
             )
-        if backward_options.fixed_grid and backward.tableau is None:
+        if fixed and not backward.supports_fixed_grid:
             raise ValueError(
                 f"adjoint_solver={backward.name!r} is adaptive only; the "
                 "forward grid is fixed. Pick a tfnode Runge-Kutta solver."
             )
-        if adjoint_options["seminorm"]:
-            if backward_options.fixed_grid:
+        tolerances = self._backward_tolerances(settings, fixed)
+        if self.seminorm:
+            self._check_seminorm(backward, fixed)
+        return dataclasses.replace(
+            settings,
+            solver=backward,
+            adjoint="backprop",
+            **grid,
+            **tolerances,
+        )
+
+    def _backward_tolerances(self, settings, fixed):
+        if fixed:
+            given = [
+                f"adjoint_{k}=" for k in ("rtol", "atol") if getattr(self, k)
+            ]
+            if given:
                 raise ValueError(
-                    "seminorm=True changes adaptive step-size control; the "
-                    "backward solve here is on a fixed grid. Use an "
-                    "adaptive solver, or seminorm=False."
+                    f"{' and '.join(given)} set the tolerances of an adaptive "
+                    "backward solve; the backward solve here is on a fixed "
+                    "grid. Drop them, or use an adaptive adjoint_solver "
+                    "without adjoint_steps=."
                 )
-            if backward.tableau is None:
-                raise ValueError(
-                    f"seminorm=True needs a tfnode error norm; "
-                    f"adjoint_solver={backward.name!r} uses its own. Pick "
-                    "'dopri5', 'tsit5', 'bosh3' or 'fehlberg2'."
-                )
-        return backward, backward_options
+            return {"rtol": None, "atol": None}
+        return {
+            "rtol": self.rtol or settings.rtol,
+            "atol": self.atol or settings.atol,
+        }
+
+    def _check_seminorm(self, backward, fixed):
+        if fixed:
+            raise ValueError(
+                "seminorm=True changes adaptive step-size control; the "
+                "backward solve here is on a fixed grid. Use an adaptive "
+                "solver, or seminorm=False."
+            )
+        if not backward.uses_tfnode_norm:
+            adaptive = [
+                n
+                for n in solvers.names(aliases=False)
+                if solvers.get(n).adaptive and solvers.get(n).uses_tfnode_norm
+            ]
+            raise ValueError(
+                f"seminorm=True needs a tfnode error norm; "
+                f"adjoint_solver={backward.name!r} uses its own. Pick one of "
+                f"{', '.join(map(repr, adaptive))}."
+            )
 
     def backward(self, problem, saved, ys, grad_ys, y0, args, variables):
         del saved
-        solver, options = self._backward_setup(
-            problem.solver, problem.options, problem.adjoint_options
-        )
         n_y, n_args = len(y0), len(args)
+        settings = self.backward_settings(problem.settings)
+        if self.seminorm:
+            settings = dataclasses.replace(
+                settings, norm=_seminorm(settings.norm, n_y)
+            )
+        solver = settings.solver
         field = problem.field
         params = list(variables)
-        if problem.adjoint_options["seminorm"]:
-            options = options.replace(norm=_seminorm(options.norm, n_y))
 
         def augmented(t, state):
             y, cotangent = state[:n_y], state[n_y : 2 * n_y]
@@ -132,7 +200,7 @@ class Continuous(CustomGradientMethod):
             state = at(ys, i) + cotangent + grad_args + grad_vars
             times = tf.stack([problem.t[i], problem.t[i - 1]])
             out, stats, _ = solver.integrate(
-                augmented, state, times, options, sequential=True
+                augmented, state, times, settings, sequential=True
             )
             state = [s[-1] for s in out]
             cotangent = state[n_y : 2 * n_y]

@@ -1,21 +1,19 @@
 """`adjoint="reversible"`: backpropagation through reconstructed states.
 
 Sander, Ablin & Peyre (2022): keep only the final state; rebuild each earlier
-state by a step backwards in time and take the forward step's VJP there.
-
-```none
-euler:  y_n = y_{n+1} - h f(t_n, y_{n+1})
-heun:   k1 = f(t_{n+1}, y_{n+1});  k2 = f(t_n, y_{n+1} - h k1)
-        y_n = y_{n+1} - h (k1 + k2) / 2
-```
+state by the solver's reverse step (`tfnode.solvers.reverse_steps`) and take
+the forward step's VJP there.
 
 Memory does not grow with the number of steps. Each reconstruction is off
 by O(h^2) (Euler) or O(h^3) (Heun), so the gradient is off by O(h) or O(h^2)
 for a field Lipschitz in `y` and smooth in `t`.
 """
 
+import dataclasses
+
 import tensorflow as tf
 
+from tfnode import solvers
 from tfnode.adjoints.base import CustomGradientMethod
 from tfnode.adjoints.base import add
 from tfnode.adjoints.base import at
@@ -26,11 +24,9 @@ from tfnode.stepping import sequential_while_loop
 
 __all__ = ["Reversible"]
 
-_REVERSE_STEPS = ("euler", "heun")
-
-
+@dataclasses.dataclass(frozen=True)
 class Reversible(CustomGradientMethod):
-    """Reverse-step reconstruction for the `euler` and `heun` solvers.
+    """Reverse-step reconstruction for reversible solvers (`euler`, `heun`).
 
     #### References
 
@@ -40,16 +36,20 @@ class Reversible(CustomGradientMethod):
 
     name = "reversible"
 
-    def validate(self, solver, options, adjoint_options):
-        super().validate(solver, options, adjoint_options)
-        if solver.name not in _REVERSE_STEPS:
+    def validate(self, settings):
+        if not settings.solver.reversible:
+            reversible = [
+                n for n in solvers.names(aliases=False)
+                if solvers.get(n).reversible
+            ]
             raise ValueError(
                 f"adjoint='reversible' reconstructs states by reversed "
-                f"steps of {' or '.join(_REVERSE_STEPS)}; got "
-                f"solver={solver.name!r}. Use solver='euler' or 'heun', or "
-                "another gradient method."
+                f"steps of {' or '.join(reversible)}; got "
+                f"solver={settings.solver.name!r}. Use solver="
+                f"{' or '.join(map(repr, reversible))}, or another gradient "
+                "method."
             )
-        if not options.fixed_grid:
+        if not settings.fixed_grid:
             raise ValueError(
                 "adjoint='reversible' needs a fixed grid: pass steps= or "
                 "step_size=."
@@ -58,28 +58,16 @@ class Reversible(CustomGradientMethod):
     def backward(self, problem, saved, ys, grad_ys, y0, args, variables):
         del saved
         field = problem.field(args)
-        heun = problem.solver.name == "heun"
         t = problem.t
-
-        def reconstruct(t_n, h, y1):
-            k1 = field(t_n + h if heun else t_n, y1)
-            if not heun:
-                return [y - h * k for y, k in zip(y1, k1, strict=True)], 1
-            guess = [y - h * k for y, k in zip(y1, k1, strict=True)]
-            k2 = field(t_n, guess)
-            return [
-                y - 0.5 * h * (a + b)
-                for y, a, b in zip(y1, k1, k2, strict=True)
-            ], 2
 
         def interval(i, cotangent, grad_args, grad_vars, nfe):
             t_a, t_b = t[i - 1], t[i]
-            n_steps, h_nominal = fixed_grid(t_a, t_b, problem.options)
+            n_steps, h_nominal = fixed_grid(t_a, t_b, problem.settings)
             cotangent = add(cotangent, at(grad_ys, i))
 
             def step(n, y1, cotangent, grad_args, grad_vars, nfe):
                 t_n, h = grid_step(t_a, t_b, n, n_steps, h_nominal)
-                y_n, evals = reconstruct(t_n, h, y1)
+                y_n, evals = problem.solver.reverse_step(field, t_n, h, y1)
                 y_n = [tf.stop_gradient(y) for y in y_n]
                 cotangent, d_args, d_vars, more = step_vjp(
                     problem, t_n, h, y_n, args, variables, cotangent

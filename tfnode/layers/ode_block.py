@@ -5,47 +5,14 @@ import inspect
 import keras
 import tensorflow as tf
 
-from tfnode import adjoints
-from tfnode import solvers
 from tfnode.diagnostics import NFECounter
 from tfnode.odeint import odeint
-from tfnode.odeint import validate_settings
+from tfnode.settings import SolveSettings
+from tfnode.settings import resolve
+from tfnode.settings import shorthand_names
 from tfnode.vector_field import as_time_field
 
-__all__ = [
-    "OPTION_NAMES",
-    "SOLVE_SETTINGS",
-    "ODEBlock",
-    "ode_blocks",
-    "set_solver",
-]
-
-# Settings passed through to `odeint`, stored in the config.
-SOLVE_SETTINGS = (
-    "solver",
-    "steps",
-    "step_size",
-    "rtol",
-    "atol",
-    "tol",
-    "adjoint",
-)
-# Every other (serializable) `odeint` option an `ODEBlock` passes on.
-OPTION_NAMES = tuple(
-    name
-    for name in inspect.signature(odeint).parameters
-    if name
-    not in (
-        "func",
-        "y0",
-        "t",
-        "args",
-        "nfe_counter",
-        "return_stats",
-        "norm",
-        *SOLVE_SETTINGS,
-    )
-)
+__all__ = ["ODEBlock", "ode_blocks", "set_solver"]
 
 
 @keras.saving.register_keras_serializable(package="tfnode")
@@ -53,31 +20,26 @@ class ODEBlock(keras.layers.Layer):
     """Integrates its input as the initial state of `dy/dt = func(t, y)`.
 
     The continuous analogue of a residual block (Chen et al. 2018): the
-    output is `y(t1)` where `y(t0)` is the input. Every solver and gradient
-    method of `odeint` is available by name, and all settings can be changed
-    after training (e.g. to evaluate with another solver) with `set_solver`.
+    output is `y(t1)` where `y(t0)` is the input. How it solves is one
+    `tfnode.SolveSettings` value (`block.settings`), given whole or through
+    `odeint`'s keyword shorthand, and changeable after training (e.g. to
+    evaluate with another solver) with `set_solver`.
 
     Args:
         func: The vector field, a Keras layer; its `call` takes `(t, y)` or
             only `y` (autonomous), and optionally `training`.
         t0: Start time. Default value: `0.0`.
         t1: End time. Default value: `1.0`.
-        solver: Solver name. Default value: `"dopri5"`.
-        steps: Fixed grid: steps from `t0` to `t1` (ANODE's `Nt`).
-        step_size: Fixed grid: step size.
-        rtol: Relative tolerance of adaptive solvers.
-        atol: Absolute tolerance of adaptive solvers.
-        tol: Sets both `rtol` and `atol`.
-        adjoint: Gradient method: `"backprop"`, `"anode"`, `"continuous"`
-            or `"reversible"`. Default value: `"backprop"`.
+        settings: A `tfnode.SolveSettings`; `dopri5` with `odeint`'s default
+            tolerances and `adjoint="backprop"` when unset.
         output_times: When set, a list of times from `t0` (exclusive) to
             `t1`, and the layer returns the states at those times, shape
             `(batch, len(output_times), ...)`.
         track_nfe: Report forward and backward NFE as metrics
             (`<name>_nfe_forward`, `<name>_nfe_backward`).
-        **options: Any other keyword argument of `odeint` (`checkpoints`,
-            `seminorm`, `adjoint_rtol`, `max_num_steps`, ...) or of
-            `keras.layers.Layer`.
+        **kwargs: `odeint`'s keyword shorthand (`solver`, `steps`, `rtol`,
+            `tol`, `adjoint`, `checkpoints`, `seminorm`, ...), replacing
+            fields of `settings`, or arguments of `keras.layers.Layer`.
 
     Input shape:
         Any shape; the state of the ODE.
@@ -90,7 +52,9 @@ class ODEBlock(keras.layers.Layer):
     ```python
     field = keras.Sequential([keras.layers.Dense(64, activation="tanh"),
                               keras.layers.Dense(2)])
-    block = tfnode.ODEBlock(field, solver="rk4", steps=8, adjoint="anode")
+    block = tfnode.ODEBlock(
+        field, settings=tfnode.SolveSettings(solver="rk4", steps=8,
+                                             adjoint="anode"))
     y1 = block(tf.random.normal([32, 2]))
     ```
     """
@@ -100,18 +64,13 @@ class ODEBlock(keras.layers.Layer):
         func,
         t0=0.0,
         t1=1.0,
-        solver="dopri5",
-        steps=None,
-        step_size=None,
-        rtol=None,
-        atol=None,
-        tol=None,
-        adjoint="backprop",
+        settings=None,
         output_times=None,
         track_nfe=True,
         **kwargs,
     ):
-        options = {k: kwargs.pop(k) for k in list(kwargs) if k in OPTION_NAMES}
+        names = shorthand_names()
+        shorthand = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
         super().__init__(**kwargs)
         if not isinstance(func, keras.layers.Layer):
             raise TypeError(
@@ -126,50 +85,23 @@ class ODEBlock(keras.layers.Layer):
             None if output_times is None else [float(x) for x in output_times]
         )
         self.track_nfe = bool(track_nfe)
-        self.options = options
-        self.configure(
-            solver=solver,
-            steps=steps,
-            step_size=step_size,
-            rtol=rtol,
-            atol=atol,
-            tol=tol,
-            adjoint=adjoint,
-        )
+        self.settings = resolve(settings, **shorthand)
         self.nfe_counter = NFECounter(name=f"{self.name}_nfe")
         self._accepts_training = (
             "training" in inspect.signature(func.call).parameters
         )
 
-    def configure(self, **settings):
-        """Changes solve settings (`solver`, `steps`, `rtol`, `adjoint`, or
-        any `odeint` option); a setting passed as `None` is cleared.
+    def configure(self, settings=None, **changes):
+        """Changes how the block solves: a new `SolveSettings`, and/or
+        keyword shorthand replacing fields (see `SolveSettings.replace`).
 
         Validated at once. A model already compiled keeps its traced
         functions: use `tfnode.set_solver(model, ...)`, which resets them.
         """
-        for key, value in settings.items():
-            if key in SOLVE_SETTINGS:
-                setattr(self, key, value)
-            elif key in OPTION_NAMES:
-                if value is None:
-                    self.options.pop(key, None)
-                else:
-                    self.options[key] = value
-            else:
-                raise ValueError(
-                    f"Unknown ODEBlock setting {key}=; choose from "
-                    f"{', '.join(SOLVE_SETTINGS + OPTION_NAMES)}."
-                )
-        # Fail now, not at the first call, on a bad combination.
-        self.solver = solvers.REGISTRY.canonical_name(self.solver)
-        self.adjoint = adjoints.REGISTRY.canonical_name(self.adjoint)
-        validate_settings(**self._solve_kwargs())
-
-    def _solve_kwargs(self):
-        kwargs = {key: getattr(self, key) for key in SOLVE_SETTINGS}
-        kwargs.update(self.options)
-        return kwargs
+        if settings is not None and not isinstance(settings, SolveSettings):
+            settings = resolve(settings)
+        base = self.settings if settings is None else settings
+        self.settings = base.replace(**changes) if changes else base
 
     def _times(self):
         if self.output_times is None:
@@ -193,8 +125,8 @@ class ODEBlock(keras.layers.Layer):
             field,
             inputs,
             tf.constant(self._times(), dtype=inputs.dtype),
+            self.settings,
             nfe_counter=self.nfe_counter if self.track_nfe else None,
-            **self._solve_kwargs(),
         )
         if self.output_times is None:
             return ys[-1]
@@ -216,8 +148,7 @@ class ODEBlock(keras.layers.Layer):
                 "t1": self.t1,
                 "output_times": self.output_times,
                 "track_nfe": self.track_nfe,
-                **{key: getattr(self, key) for key in SOLVE_SETTINGS},
-                **self.options,
+                "settings": self.settings.get_config(),
             }
         )
         return config
@@ -228,6 +159,9 @@ class ODEBlock(keras.layers.Layer):
         func = keras.saving.deserialize_keras_object(
             config.pop("func"), custom_objects=custom_objects
         )
+        # Configs saved before `settings` existed hold the keyword
+        # shorthand flat (`solver`, `steps`, `tol`, `checkpoints`, ...);
+        # `__init__` takes both forms.
         return cls(func, **config)
 
 
@@ -240,7 +174,7 @@ def ode_blocks(model):
     ]
 
 
-def set_solver(model, **settings):
+def set_solver(model, settings=None, **changes):
     """Changes the solve settings of every `ODEBlock` in a trained model.
 
     For evaluating with another solver, step count or tolerance without
@@ -250,7 +184,8 @@ def set_solver(model, **settings):
 
     Args:
         model: A Keras model (or layer) holding `ODEBlock`s.
-        **settings: Passed to `ODEBlock.configure`.
+        settings: A `SolveSettings` for every block, or `None`.
+        **changes: Keyword shorthand, passed to `ODEBlock.configure`.
 
     Returns:
         blocks: The `ODEBlock`s changed.
@@ -259,7 +194,7 @@ def set_solver(model, **settings):
     if not blocks:
         raise ValueError(f"Model {model.name!r} holds no ODEBlock.")
     for block in blocks:
-        block.configure(**settings)
+        block.configure(settings, **changes)
     for attr in ("train_function", "test_function", "predict_function"):
         if hasattr(model, attr):
             setattr(model, attr, None)

@@ -15,6 +15,8 @@
 """
 
 from tfnode.registry import Registry
+from tfnode.solvers.base import Solver
+from tfnode.solvers.reverse_steps import REVERSE_STEPS
 from tfnode.solvers.runge_kutta import ExplicitRungeKutta
 from tfnode.solvers.tableau import ButcherTableau
 from tfnode.solvers.tableaus import TABLEAUS
@@ -24,18 +26,37 @@ __all__ = [
     "ButcherTableau",
     "ExplicitRungeKutta",
     "REGISTRY",
+    "Solver",
     "TFPDormandPrince",
+    "deserialize",
     "get",
     "names",
+    "serialize",
 ]
 
 REGISTRY = Registry("solver", "solver")
 _ALIASES = {"midpoint": ("rk2",)}
 for _name, _tableau in TABLEAUS.items():
     REGISTRY.register(
-        _name, ExplicitRungeKutta(_tableau), _ALIASES.get(_name, ())
+        _name,
+        ExplicitRungeKutta(_tableau, REVERSE_STEPS.get(_name)),
+        _ALIASES.get(_name, ()),
     )
 REGISTRY.register(TFPDormandPrince.name, TFPDormandPrince())
 
 get = REGISTRY.get
 names = REGISTRY.names
+
+
+def serialize(solver):
+    """A solver as config data: its registered name, or its tableau."""
+    solver = get(solver)
+    name = REGISTRY.name_of(solver)
+    return name if name is not None else solver.get_config()
+
+
+def deserialize(config):
+    """The solver `serialize` described (a name is returned as is)."""
+    if isinstance(config, dict):
+        return ExplicitRungeKutta.from_config(config)
+    return config

@@ -1,8 +1,12 @@
 """One generic explicit Runge-Kutta step, driven by a `ButcherTableau`."""
 
+import dataclasses
+
 import tensorflow as tf
 
 from tfnode import stepping
+from tfnode.solvers.base import Solver
+from tfnode.solvers.tableau import ButcherTableau
 
 __all__ = ["ExplicitRungeKutta", "linear_combination"]
 
@@ -36,15 +40,59 @@ def linear_combination(y, h, coefficients, stages):
     return out
 
 
-class ExplicitRungeKutta:
+class ExplicitRungeKutta(Solver):
     """An explicit Runge-Kutta method defined by its Butcher tableau.
+
+    Any tableau works wherever a solver name does:
+    `odeint(f, y0, t, solver=ExplicitRungeKutta(my_tableau), steps=8)`.
+    Two solvers with equal tableaux are equal.
 
     Args:
         tableau: The method's `ButcherTableau`.
+        reverse_step: `reverse_step(func, t_n, h, y1) -> (y_n, num_evals)`
+            rebuilding a step's start from its end, for
+            `adjoint="reversible"`; `None` when the method has none.
     """
 
-    def __init__(self, tableau):
+    def __init__(self, tableau, reverse_step=None):
+        if not isinstance(tableau, ButcherTableau):
+            raise TypeError(
+                f"tableau must be a tfnode.solvers.ButcherTableau; got "
+                f"{tableau!r}."
+            )
         self.tableau = tableau
+        self._reverse_step = reverse_step
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, ExplicitRungeKutta)
+            and self.tableau == other.tableau
+            and self._reverse_step is other._reverse_step
+        )
+
+    def __hash__(self):
+        return hash((self.tableau, self._reverse_step))
+
+    @property
+    def reversible(self):
+        return self._reverse_step is not None
+
+    def reverse_step(self, func, t_n, h, y1):
+        if self._reverse_step is None:
+            return super().reverse_step(func, t_n, h, y1)
+        return self._reverse_step(func, t_n, h, y1)
+
+    def get_config(self):
+        """The tableau as plain data (for solvers that are not registered)."""
+        return {"tableau": dataclasses.asdict(self.tableau)}
+
+    @classmethod
+    def from_config(cls, config):
+        fields = dict(config["tableau"])
+        for key in ("a", "b", "c", "b_error"):
+            if fields.get(key) is not None:
+                fields[key] = _as_tuples(fields[key])
+        return cls(ButcherTableau(**fields))
 
     @property
     def name(self):
@@ -72,9 +120,9 @@ class ExplicitRungeKutta:
     def num_stages(self):
         return self.tableau.num_stages
 
-    def integrate(self, func, y0, t, options, **loop_settings):
+    def integrate(self, func, y0, t, settings, **loop_settings):
         """Solves the ODE; see `tfnode.stepping.integrate`."""
-        return stepping.integrate(self, func, y0, t, options, **loop_settings)
+        return stepping.integrate(self, func, y0, t, settings, **loop_settings)
 
     def step(self, func, t, y, h, f0=None):
         """Takes one step of size `h` from `(t, y)`.
@@ -113,3 +161,9 @@ class ExplicitRungeKutta:
         if tab.b_error is not None:
             error = linear_combination(None, h, tab.b_error, stages)
         return y1, f1, error, num_evals
+
+
+def _as_tuples(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(v) for v in value)
+    return value

@@ -4,13 +4,14 @@ tfnode solver interface."""
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfnode.solvers.base import Solver
 from tfnode.stepping import SolveStats
 from tfnode.stepping import Status
 
 __all__ = ["TFPDormandPrince"]
 
 
-class TFPDormandPrince:
+class TFPDormandPrince(Solver):
     """Runs `tfp.math.ode.DormandPrince` (Dormand & Prince 1980).
 
     TFP's solver is adaptive only, integrates forwards in time (tfnode flips
@@ -25,19 +26,27 @@ class TFPDormandPrince:
     adaptive = True
     fsal = True
     num_stages = 7
-    tableau = None
+    supports_fixed_grid = False
+    replayable = False
+    uses_tfnode_norm = False
 
-    def integrate(self, func, y0, t, options, **unused_loop_settings):
+    def __eq__(self, other):
+        return isinstance(other, TFPDormandPrince)
+
+    def __hash__(self):
+        return hash(TFPDormandPrince)
+
+    def integrate(self, func, y0, t, settings, **unused_loop_settings):
         direction = tf.sign(t[-1] - t[0])
-        first_step = options.first_step
+        first_step = settings.first_step
         solver = tfp.math.ode.DormandPrince(
-            rtol=options.rtol,
-            atol=options.atol,
+            rtol=settings.rtol,
+            atol=settings.atol,
             first_step_size=1e-3 if first_step is None else first_step,
-            safety_factor=options.safety,
-            min_step_size_factor=options.dfactor,
-            max_step_size_factor=options.ifactor,
-            max_num_steps=options.max_num_steps,
+            safety_factor=settings.safety,
+            min_step_size_factor=settings.dfactor,
+            max_step_size_factor=settings.ifactor,
+            max_num_steps=settings.max_num_steps,
         )
 
         def ode_fn(s, y):

@@ -1,0 +1,36 @@
+"""The stepping loops of every Runge-Kutta solve.
+
+| module | owns |
+|---|---|
+| `integrate.py` | `integrate`: the loop over output times, start and status |
+| `grid.py` | fixed grids and the fixed-grid loop |
+| `adaptive.py` | the adaptive loop |
+| `controllers.py` | error measure, first step, step-size controller |
+| `records.py` | `Status`, `SolveStats`, the recorded `Trajectory` |
+"""
+
+from tfnode.stepping.adaptive import sequential_while_loop
+from tfnode.stepping.controllers import IntegralController
+from tfnode.stepping.controllers import initial_step_size
+from tfnode.stepping.grid import fixed_grid
+from tfnode.stepping.grid import grid_step
+from tfnode.stepping.grid import num_fixed_steps
+from tfnode.stepping.integrate import in_xla_context
+from tfnode.stepping.integrate import integrate
+from tfnode.stepping.records import SolveStats
+from tfnode.stepping.records import Status
+from tfnode.stepping.records import Trajectory
+
+__all__ = [
+    "IntegralController",
+    "SolveStats",
+    "Status",
+    "Trajectory",
+    "fixed_grid",
+    "grid_step",
+    "in_xla_context",
+    "initial_step_size",
+    "integrate",
+    "num_fixed_steps",
+    "sequential_while_loop",
+]

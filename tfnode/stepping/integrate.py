@@ -1,0 +1,180 @@
+"""`integrate`: one solve of a Runge-Kutta method over all output times.
+
+States are flat lists of tensors here (`odeint` flattens nested states).
+The solve is a `tf.while_loop` over the intervals between output times, each
+holding the fixed-grid or adaptive loop over steps (`grid.py`,
+`adaptive.py`), so the traced graph does not depend on the number of steps.
+"""
+
+import tensorflow as tf
+
+from tfnode.stepping.adaptive import adaptive_interval_loop
+from tfnode.stepping.adaptive import sequential_while_loop
+from tfnode.stepping.controllers import initial_step_size
+from tfnode.stepping.grid import fixed_interval_loop
+from tfnode.stepping.grid import static_step_counts
+from tfnode.stepping.records import Recorder
+from tfnode.stepping.records import SolveStats
+from tfnode.stepping.records import Status
+from tfnode.stepping.records import check_status
+from tfnode.stepping.records import trajectory_of
+
+__all__ = ["in_xla_context", "integrate"]
+
+
+def in_xla_context():
+    """Whether the graph being built is compiled by XLA."""
+    try:
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:  # pragma: no cover - layout of TF internals changed
+        return False
+    graph = tf.compat.v1.get_default_graph()
+    return control_flow_util.GraphOrParentsInXlaContext(graph)
+
+
+def _static_len(t):
+    n = t.shape[0]
+    return n if n is not None else tf.shape(t)[0]
+
+
+def _all_finite(y):
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in y])
+
+
+def _loop_bounds(t, settings, xla):
+    """`(max steps per interval, record size)`, static where known."""
+    if settings.fixed_grid:
+        counts = static_step_counts(t, settings)
+        if counts is None:
+            return settings.steps, None
+        return max(counts), sum(counts)
+    if xla:
+        return settings.max_num_steps, settings.max_num_steps + 1
+    return None, None
+
+
+def _start(solver, func, y0, t, settings):
+    """The first derivative (when used), the first step and the NFE so far."""
+    dtype = t.dtype
+    nfe = tf.constant(0, tf.int32)
+    f0 = None
+    if solver.fsal or not settings.fixed_grid:
+        f0 = func(t[0], y0)
+        nfe += 1
+    direction = tf.sign(t[-1] - t[0])
+    h0 = tf.zeros([], dtype)
+    if not settings.fixed_grid:
+        if settings.first_step is not None:
+            h0 = tf.constant(settings.first_step, dtype)
+        else:
+            h0, evals = initial_step_size(
+                func, t[0], y0, f0, direction, solver.error_order, settings
+            )
+            nfe += evals
+        h0 = direction * tf.clip_by_value(
+            h0, settings.min_step, settings.max_step
+        )
+    return (f0 if solver.fsal else []), h0, nfe, direction
+
+
+def _interval_loop(solver, func, t, settings, direction, max_steps, sequential):
+    if settings.fixed_grid:
+        loop = sequential_while_loop if sequential else tf.while_loop
+        return fixed_interval_loop(solver, func, t, settings, loop, max_steps)
+    return adaptive_interval_loop(
+        solver, func, t, settings, direction, max_steps
+    )
+
+
+def _over_outputs(advance, y0, f0, h0, counters, records, num_times):
+    """Runs `advance` over every interval; returns the stacked states."""
+    if num_times == 2:
+        # One interval (the common case of a Neural ODE block): no loop
+        # over output times.
+        y1, _, _, counters, records = advance(
+            tf.constant(1, tf.int32), y0, f0, h0, counters, records
+        )
+        ys = [tf.stack([a, b]) for a, b in zip(y0, y1, strict=True)]
+        return ys, counters, records
+    outputs = [
+        tf.TensorArray(y.dtype, size=num_times, element_shape=y.shape).write(
+            0, y
+        )
+        for y in y0
+    ]
+
+    def outer_body(i, y, f, h, counters, records, outputs):
+        y, f, h, counters, records = advance(i, y, f, h, counters, records)
+        outputs = [ta.write(i, v) for ta, v in zip(outputs, y, strict=True)]
+        return i + 1, y, f, h, counters, records, outputs
+
+    _, _, _, _, counters, records, outputs = sequential_while_loop(
+        lambda i, *c: (i < num_times) & (c[3][3] == Status.SUCCESS),
+        outer_body,
+        (tf.constant(1, tf.int32), y0, f0, h0, counters, records, outputs),
+        maximum_iterations=(
+            num_times - 1 if isinstance(num_times, int) else None
+        ),
+    )
+    return [ta.stack() for ta in outputs], counters, records
+
+
+def integrate(
+    solver,
+    func,
+    y0,
+    t,
+    settings,
+    record_steps=False,
+    record_states=False,
+    sequential=False,
+):
+    """Solves `dy/dt = func(t, y)` from `y(t[0]) = y0`; returns `y` at `t`.
+
+    Args:
+        solver: An `ExplicitRungeKutta` method.
+        func: `func(t, y) -> dy/dt` on flattened states (lists of tensors).
+        y0: Flattened initial state.
+        t: 1-D tensor of output times, strictly monotonic.
+        settings: `SolveSettings`.
+        record_steps: Record the accepted steps (times, sizes, output marks).
+        record_states: Also record the state at the start of every step.
+        sequential: Run the fixed-grid loop one iteration at a time, so no
+            temporaries of later iterations are alive early (for solves in
+            a backward pass, where memory must not grow with the steps).
+
+    Returns:
+        ys: List of `[len(t), ...]` tensors, the states at `t`.
+        stats: `SolveStats`.
+        trajectory: A `Trajectory`, or `None` unless `record_steps`.
+    """
+    xla = in_xla_context()
+    max_steps, record_size = _loop_bounds(t, settings, xla)
+    f0, h0, nfe, direction = _start(solver, func, y0, t, settings)
+    interval = _interval_loop(
+        solver, func, t, settings, direction, max_steps, sequential
+    )
+
+    def advance(i, y, f, h, counters, records):
+        y, f, h, counters, records = interval(i, y, f, h, counters, records)
+        status = tf.where(
+            (counters[3] == Status.SUCCESS) & ~_all_finite(y),
+            Status.NON_FINITE,
+            counters[3],
+        )
+        return y, f, h, (*counters[:3], status), records
+
+    records = ()
+    if record_steps or record_states:
+        recorder = Recorder(y0, t.dtype, record_size, record_states)
+        records = recorder.arrays()
+    zero = tf.constant(0, tf.int32)
+    counters = (nfe, zero, zero, tf.constant(Status.SUCCESS, tf.int32))
+    ys, counters, records = _over_outputs(
+        advance, y0, f0, h0, counters, records, _static_len(t)
+    )
+    nfe, accepted, rejected, status = counters
+    ys = check_status(ys, status, xla)
+    stats = SolveStats(nfe, accepted, rejected, status)
+    trajectory = trajectory_of(records, accepted) if records else None
+    return ys, stats, trajectory

@@ -1,0 +1,153 @@
+"""What a solve reports: its status, its statistics and its accepted steps."""
+
+import collections
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "Recorder",
+    "SolveStats",
+    "Status",
+    "Trajectory",
+    "check_status",
+    "record",
+]
+
+
+class Status:
+    """Status codes of a solve, as found in `SolveStats.status`."""
+
+    SUCCESS = 0
+    MAX_NUM_STEPS = 1
+    STEP_UNDERFLOW = 2
+    NON_FINITE = 3
+
+
+STATUS_MESSAGES = {
+    Status.MAX_NUM_STEPS: (
+        "odeint: the adaptive solve took max_num_steps steps without reaching "
+        "the last time; raise max_num_steps, loosen rtol/atol, or check the "
+        "problem for stiffness."
+    ),
+    Status.STEP_UNDERFLOW: (
+        "odeint: the adaptive step size underflowed (the error test keeps "
+        "failing at the smallest representable step); the problem may be "
+        "stiff or singular. Loosen rtol/atol, set min_step, or use float64."
+    ),
+    Status.NON_FINITE: (
+        "odeint: the state or its derivative became NaN or Inf; check func "
+        "and y0, or use a smaller step."
+    ),
+}
+
+
+class SolveStats(
+    collections.namedtuple(
+        "SolveStats",
+        ["num_fn_evals", "num_steps", "num_rejected_steps", "status"],
+    )
+):
+    """Diagnostics of one forward solve.
+
+    Attributes:
+        num_fn_evals: Calls of `func` (int32 scalar tensor).
+        num_steps: Accepted steps.
+        num_rejected_steps: Rejected steps (adaptive solvers only).
+        status: A `Status` code; anything but `Status.SUCCESS` raises in eager
+            and graph mode, and turns the returned states into NaN under XLA.
+    """
+
+    __slots__ = ()
+
+
+class Trajectory(
+    collections.namedtuple(
+        "Trajectory", ["times", "steps", "states", "output_index", "size"]
+    )
+):
+    """The accepted steps of a solve, as recorded for the discrete adjoint.
+
+    Attributes:
+        times: `[N]` start time of each step.
+        steps: `[N]` signed size of each step.
+        states: One `tf.TensorArray` per state leaf, holding the state at
+            the start of each step, or `None` when only the steps were
+            recorded.
+        output_index: `[N]` int32, the index in `t` of the output time that
+            the step ends on, or -1.
+        size: N, the number of accepted steps (scalar int32 tensor).
+    """
+
+    __slots__ = ()
+
+
+class Recorder:
+    """TensorArrays holding the accepted steps of a solve.
+
+    Args:
+        y0: The flat initial state (shapes and dtypes of the states).
+        dtype: The time dtype.
+        size: The number of steps when known statically, else `None`
+            (the arrays then grow).
+        states: Also record the state at the start of every step.
+    """
+
+    def __init__(self, y0, dtype, size, states):
+        dynamic = size is None
+        size = 0 if dynamic else size
+        kw = dict(size=size, dynamic_size=dynamic, clear_after_read=False)
+        self.times = tf.TensorArray(dtype, element_shape=[], **kw)
+        self.steps = tf.TensorArray(dtype, element_shape=[], **kw)
+        self.output_index = tf.TensorArray(tf.int32, element_shape=[], **kw)
+        self.states = []
+        if states:
+            self.states = [
+                tf.TensorArray(y.dtype, element_shape=y.shape, **kw) for y in y0
+            ]
+
+    def arrays(self):
+        """The loop variables: `(times, steps, output_index, states)`."""
+        return (self.times, self.steps, self.output_index, self.states)
+
+
+def record(arrays, index, t, h, y, out):
+    """Writes step `index` (start `t`, size `h`, start state `y`, output
+    index `out`) into the `Recorder.arrays()` loop variables."""
+    times, steps, output_index, states = arrays
+    times = times.write(index, t)
+    steps = steps.write(index, h)
+    output_index = output_index.write(index, out)
+    if states:
+        states = [ta.write(index, v) for ta, v in zip(states, y, strict=True)]
+    return times, steps, output_index, states
+
+
+def trajectory_of(records, accepted):
+    """The `Trajectory` of the recorded loop variables."""
+    times, steps, output_index, states = records
+    return Trajectory(
+        times=times.stack(),
+        steps=steps.stack(),
+        # Not stacked: stacking would copy every state once more.
+        states=states or None,
+        output_index=output_index.stack(),
+        size=accepted,
+    )
+
+
+def check_status(ys, status, xla):
+    """Raises on a failed solve; under XLA, where asserts are no-ops, the
+    states turn to NaN so a failure is never silent."""
+    if xla:
+        ok = status == Status.SUCCESS
+        return [tf.where(ok, y, tf.constant(np.nan, y.dtype)) for y in ys]
+    messages = tf.constant(
+        ["odeint: solved."]
+        + [STATUS_MESSAGES[code] for code in sorted(STATUS_MESSAGES)]
+    )
+    check = tf.debugging.Assert(
+        status == Status.SUCCESS, [tf.gather(messages, status)], summarize=1
+    )
+    with tf.control_dependencies([check]):
+        return [tf.identity(y) for y in ys]
