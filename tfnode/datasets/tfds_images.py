@@ -3,11 +3,11 @@
 Both fit in memory as `uint8` (47 MB and 180 MB), which lets the training
 pipeline draw any example by index: the order of every epoch is then a pure
 function of the seed and the epoch, and a resumed run sees the same batches
-as an uninterrupted one.
+as an uninterrupted one. tensorflow-datasets is imported when a dataset is
+loaded, not with `tfnode`.
 """
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 __all__ = ["DatasetNotFoundError", "load_tfds"]
 
@@ -30,7 +30,7 @@ def _how_to_get(name, data_dir):
     )
 
 
-def _builder(name, data_dir, download):
+def _builder(tfds, name, data_dir, download):
     builder = tfds.builder(name, data_dir=data_dir)
     if builder.is_prepared():
         return builder
@@ -73,7 +73,9 @@ def load_tfds(name, split, data_dir=None, download=True, num_examples=None):
         DatasetNotFoundError: when the dataset is missing and could not be
             downloaded; the message says how to get it.
     """
-    builder = _builder(name, data_dir, download)
+    import tensorflow_datasets as tfds  # Imported here: slow to import.
+
+    builder = _builder(tfds, name, data_dir, download)
     ds = builder.as_dataset(
         split=split, as_supervised=True, shuffle_files=False
     )

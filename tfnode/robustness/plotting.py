@@ -1,16 +1,17 @@
 """Plots of cross-solver evaluation tables (Ott et al. 2021, Fig. 4).
 
 Drawn with Matplotlib's object API on an Agg canvas, so no pyplot state or
-global backend is touched.
+global backend is touched. Matplotlib is imported when a plot is drawn, not
+with `tfnode`. Figures are written through `tf.io.gfile`, so `path` may be
+any path it takes (e.g. `gs://bucket/run/solver_table.png`).
 """
 
+import io
 import math
-import os
+import posixpath
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+import tensorflow as tf
 
 __all__ = ["plot_solver_sweep", "plot_solver_table"]
 
@@ -39,12 +40,27 @@ def _split(table):
     return fixed, adaptive
 
 
-def _save(figure, path):
-    directory = os.path.dirname(os.fspath(path))
-    if directory:
-        os.makedirs(directory, exist_ok=True)
+def _figure(size):
+    """A Matplotlib figure of `size` inches on an Agg canvas."""
+    # Imported here: `import tfnode` does not load Matplotlib.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size)
     FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=100)
+    return figure
+
+
+def _save(figure, path):
+    """Writes `figure` as a PNG to `path` (any `tf.io.gfile` path)."""
+    path = str(path)
+    directory = posixpath.dirname(path)
+    if directory:
+        tf.io.gfile.makedirs(directory)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    with tf.io.gfile.GFile(path, "wb") as file:
+        file.write(buffer.getvalue())
 
 
 def _draw(axes, rows, x_key, label, color=None, marker="o", linestyle="-"):
@@ -87,7 +103,7 @@ def plot_solver_table(table, path, title=None):
     panels = [p for p in (fixed, adaptive) if p]
     if not panels:
         raise ValueError("The table holds no row with an accuracy to plot.")
-    figure = Figure(figsize=(4.5 * len(panels), 3.6))
+    figure = _figure((4.5 * len(panels), 3.6))
     axes_list = figure.subplots(1, len(panels), squeeze=False)[0]
     for axes, panel in zip(axes_list, panels, strict=True):
         x_key = "steps" if panel is fixed else "tol"
@@ -127,7 +143,7 @@ def plot_solver_sweep(tables, path, title=None):
                 solvers.append(solver)
     if not solvers:
         raise ValueError("The tables hold no fixed-step row to plot.")
-    figure = Figure(figsize=(3.6 * len(solvers) + 1.4, 3.6))
+    figure = _figure((3.6 * len(solvers) + 1.4, 3.6))
     axes_list = figure.subplots(1, len(solvers), squeeze=False, sharey=True)[0]
     cmap = _colormap(len(tables))
     lines = []
@@ -167,5 +183,7 @@ def plot_solver_sweep(tables, path, title=None):
 
 
 def _colormap(n):
+    from matplotlib import colormaps  # Imported here, as in `_figure`.
+
     cmap = colormaps["viridis"]
     return [cmap(i / max(n - 1, 1) * 0.9) for i in range(n)]
