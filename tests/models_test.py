@@ -142,49 +142,138 @@ class SolveSettingsTest(test_util.TestCase):
         return blocks[0]
 
     def test_paper_defaults(self):
-        block = self._block(models.anode_sqnxt())
-        self.assertEqual((block.solver, block.steps), ("euler", 2))
+        settings = self._block(models.anode_sqnxt()).settings
+        self.assertEqual((settings.solver_name, settings.steps), ("euler", 2))
         for name in ("simple_odenet", "linear_odenet", "odenet"):
-            block = self._block(models.get(name)())
-            self.assertEqual((block.solver, block.step_size), ("euler", 1.0))
-            self.assertIsNone(block.steps)
-        block = self._block(models.mnist_odenet())
+            settings = self._block(models.get(name)()).settings
+            self.assertEqual(
+                (settings.solver_name, settings.step_size), ("euler", 1.0)
+            )
+            self.assertIsNone(settings.steps)
+        settings = self._block(models.mnist_odenet()).settings
         self.assertEqual(
-            (block.solver, block.rtol, block.atol), ("dopri5", 0.1, 0.1)
+            (settings.solver_name, settings.rtol, settings.atol),
+            ("dopri5", 0.1, 0.1),
         )
         block = self._block(models.tiny_resnet(depth=8))
         self.assertEqual(
-            (block.solver, block.steps, block.t1), ("euler", 8, 1.0)
+            (block.settings.solver_name, block.settings.steps, block.t1),
+            ("euler", 8, 1.0),
         )
         block = self._block(models.tiny_resnet(depth=8, method="heun"))
         self.assertEqual(
-            (block.solver, block.steps, block.t1), ("heun", 7, 7 / 8)
+            (block.settings.solver_name, block.settings.steps, block.t1),
+            ("heun", 7, 7 / 8),
         )
 
+    def test_paper_defaults_are_values(self):
+        S = tfnode.SolveSettings
+        self.assertEqual(
+            models.solve_settings.ANODE, S(solver="euler", steps=2)
+        )
+        self.assertEqual(
+            models.solve_settings.RESNET_AFTER_ALL,
+            (S(solver="euler", step_size=1.0), S(solver="dopri5", tol=1e-8)),
+        )
+        self.assertEqual(
+            models.solve_settings.BLOG, S(solver="dopri5", rtol=0.1, atol=0.1)
+        )
+        self.assertEqual(
+            models.paper_settings("tiny_resnet", depth=4, method="heun"),
+            S(solver="heun", steps=3),
+        )
+        self.assertEqual(
+            models.paper_settings("anode_resnet"), models.solve_settings.ANODE
+        )
+        # Every builder's blocks hold what settings_for predicts.
+        for name in _NAMES:
+            self.assertEqual(
+                self._block(models.get(name)()).settings,
+                models.settings_for(name),
+                name,
+            )
+
     def test_user_settings_replace_the_paper(self):
-        block = self._block(models.simple_odenet(solver="dopri5"))
-        self.assertEqual((block.solver, block.tol), ("dopri5", 1e-8))
-        self.assertIsNone(block.step_size)
-        block = self._block(models.simple_odenet(solver="rk4", steps=4))
-        self.assertEqual((block.solver, block.steps), ("rk4", 4))
-        self.assertIsNone(block.step_size)
-        block = self._block(models.anode_sqnxt(solver="rk2"))
-        self.assertEqual((block.solver, block.steps), ("midpoint", 2))
-        block = self._block(models.mnist_odenet(tol=1e-3))
-        self.assertEqual((block.tol, block.rtol), (1e-3, None))
+        settings = self._block(models.simple_odenet(solver="dopri5")).settings
+        self.assertEqual(
+            (settings.solver_name, settings.rtol, settings.atol),
+            ("dopri5", 1e-8, 1e-8),
+        )
+        self.assertIsNone(settings.step_size)
+        settings = self._block(models.simple_odenet(solver="rk4", steps=4))
+        settings = settings.settings
+        self.assertEqual((settings.solver_name, settings.steps), ("rk4", 4))
+        self.assertIsNone(settings.step_size)
+        settings = self._block(models.anode_sqnxt(solver="rk2")).settings
+        self.assertEqual(
+            (settings.solver_name, settings.steps), ("midpoint", 2)
+        )
+        settings = self._block(models.mnist_odenet(tol=1e-3)).settings
+        self.assertEqual((settings.rtol, settings.atol), (1e-3, 1e-3))
+        # An adaptive solver on a paper without tolerances: odeint's.
+        settings = self._block(models.anode_sqnxt(solver="dopri5")).settings
+        self.assertEqual(
+            (settings.rtol, settings.atol, settings.steps), (1e-3, 1e-6, None)
+        )
+
+    def test_builders_take_a_settings_value(self):
+        settings = tfnode.SolveSettings(
+            solver="rk4", steps=3, adjoint=tfnode.adjoints.Anode(checkpoints=2)
+        )
+        for name in _NAMES:
+            blocks = tfnode.ode_blocks(models.get(name)(settings=settings))
+            self.assertEqual(
+                [b.settings for b in blocks], [settings] * len(blocks), name
+            )
+        # Shorthand replaces fields of the given value.
+        block = self._block(
+            models.simple_odenet(settings=settings, steps=5, track_nfe=False)
+        )
+        self.assertEqual(block.settings, settings.replace(steps=5))
+        self.assertFalse(block.track_nfe)
+        # A config dict is taken too (as a saved TrainConfig holds it).
+        block = self._block(models.odenet(settings=settings.get_config()))
+        self.assertEqual(block.settings, settings)
+
+    def test_a_users_own_tableau_solver(self):
+        # Heun's coefficients under another name: a solver of the user's.
+        tableau = tfnode.solvers.ButcherTableau(
+            name="my_heun", order=2, c=(0.0, 1.0), a=((), (1.0,)), b=(0.5, 0.5)
+        )
+        solver = tfnode.solvers.ExplicitRungeKutta(tableau)
+        model = models.simple_odenet(solver=solver, steps=2, adjoint="anode")
+        block = self._block(model)
+        self.assertIs(block.settings.solver, solver)
+        self.assertEqual(block.settings.steps, 2)
+        model = models.linear_odenet(
+            settings=tfnode.SolveSettings(solver=solver, step_size=0.25)
+        )
+        block = self._block(model)
+        self.assertIs(block.settings.solver, solver)
+        x, _ = _batch((2,), 2, 3)
+        reference = models.linear_odenet(solver="heun", step_size=0.25)
+        reference.set_weights(model.get_weights())
+        self.assertAllClose(model(x), reference(x))
+        path = os.path.join(self.get_temp_dir(), "my_heun.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+        self.assertEqual(tfnode.ode_blocks(loaded)[0].settings, block.settings)
+        self.assertAllClose(loaded(x), model(x))
 
     def test_ode_options_reach_every_block(self):
         model = models.anode_sqnxt(adjoint="anode", checkpoints=1)
         blocks = tfnode.ode_blocks(model)
         self.assertLen(blocks, 4)
         for block in blocks:
-            self.assertEqual(block.adjoint, "anode")
-            self.assertEqual(block.options, {"checkpoints": 1})
+            self.assertEqual(block.settings.adjoint.name, "anode")
+            self.assertEqual(block.settings.adjoint.checkpoints, 1)
         block = self._block(models.mnist_odenet(max_num_steps=50))
-        self.assertEqual(block.options, {"max_num_steps": 50})
+        self.assertEqual(block.settings.max_num_steps, 50)
 
     def test_bad_settings_name_the_argument(self):
-        with self.assertRaisesRegex(ValueError, "method='rk4'.*euler, heun"):
+        with self.assertRaisesRegex(
+            ValueError, "method must be one of 'euler', 'heun'; got 'rk4'"
+        ):
             models.tiny_resnet(method="rk4")
         with self.assertRaisesRegex(ValueError, "depth >= 2"):
             models.tiny_resnet(depth=1, method="heun")
@@ -200,6 +289,8 @@ class SolveSettingsTest(test_util.TestCase):
             models.anode_resnet(solver="nope")
         with self.assertRaisesRegex(ValueError, "adjoint"):
             models.odenet(adjoint="nope")
+        with self.assertRaisesRegex(TypeError, "settings must be"):
+            models.odenet(settings="rk4")
         with self.assertRaisesRegex(ValueError, "input_shape"):
             models.odenet(input_shape=(32, None, 3))
         with self.assertRaisesRegex(ValueError, "num_classes"):

@@ -190,7 +190,7 @@ class EvaluateWithSolversTest(test_util.TestCase):
             model, (self.X, self.labels()), ["rk4", "dopri5"], [1, 2]
         )
         self.assertEqual(block.get_config(), before)
-        self.assertEqual(block.adjoint, "reversible")
+        self.assertEqual(block.settings.adjoint.name, "reversible")
         self.assertAllEqual(
             [v.numpy() for v in block.nfe_counter.variables], counts
         )
@@ -310,7 +310,7 @@ class InitialStepTest(test_util.TestCase):
         callback.set_model(model)
         callback.on_train_begin()
         self.assertAllClose(callback.history[0]["hairer_step"], 0.05)
-        self.assertAllClose(block.step_size, 0.05)
+        self.assertAllClose(block.settings.step_size, 0.05)
         self.assertEqual(callback.history[0]["num_steps"], 20)
 
 
@@ -365,7 +365,7 @@ class StepAdaptationTest(test_util.TestCase):
         self.assertEqual(entry["test_accuracy"], 1.0)
         self.assertEqual(entry["test_solver"], "midpoint")
         self.assertAllClose(entry["test_step_size"], math.sqrt(0.25 / 50))
-        self.assertAllClose(block.step_size, 0.125)
+        self.assertAllClose(block.settings.step_size, 0.125)
         self.assertAllClose(callback.step_size, 0.125)
 
     def test_no_change_below_the_threshold(self):
@@ -382,7 +382,7 @@ class StepAdaptationTest(test_util.TestCase):
         entry = callback.adapt(x, y)
         self.assertEqual(entry["train_accuracy"], 0.5)
         self.assertEqual(entry["action"], "increase")
-        self.assertAllClose(block.step_size, 0.275)
+        self.assertAllClose(block.settings.step_size, 0.275)
 
     def test_grows_by_ten_percent_when_the_accuracies_agree(self):
         model, block = controlled_model(1.5, step_size=0.25)
@@ -390,12 +390,12 @@ class StepAdaptationTest(test_util.TestCase):
         entry = callback.adapt(*ones_batch())
         self.assertEqual(entry["action"], "increase")
         self.assertAllClose(entry["tried_step_size"], 0.275)
-        self.assertAllClose(block.step_size, 0.275)
+        self.assertAllClose(block.settings.step_size, 0.275)
         # Growth stops at one step over the interval.
         model, block = controlled_model(1.5, step_size=0.95)
         callback = self.adapter(model)
         self.assertEqual(callback.adapt(*ones_batch())["action"], "increase")
-        self.assertEqual(block.step_size, 1.0)
+        self.assertEqual(block.settings.step_size, 1.0)
         self.assertEqual(callback.adapt(*ones_batch())["action"], "keep")
 
     def test_reverts_when_the_larger_step_fails(self):
@@ -413,7 +413,7 @@ class StepAdaptationTest(test_util.TestCase):
         self.assertAllClose(entry["tried_step_size"], 0.275)
         self.assertEqual(entry["tried_accuracy"], 0.0)
         self.assertEqual(entry["action"], "revert")
-        self.assertEqual(block.step_size, 0.25)
+        self.assertEqual(block.settings.step_size, 0.25)
 
     def test_respects_max_steps(self):
         # Euler stays below c = 2.6 up to 6 steps ((7/6)^6 = 2.52), so the
@@ -434,18 +434,18 @@ class StepAdaptationTest(test_util.TestCase):
         self.assertEqual([e["num_steps"] for e in entries], [5, 6, 6, 6])
         self.assertAllClose(entries[0]["step_size"], 0.2)
         self.assertAllClose(entries[1]["step_size"], 1 / 5.5)
-        self.assertAllClose(block.step_size, 1 / 5.5)
+        self.assertAllClose(block.settings.step_size, 1 / 5.5)
         self.assertTrue(any("max_steps=6" in str(w.message) for w in caught))
         # Far from the cap the step is halved.
         model, block = controlled_model(2.6, step_size=0.25)
         callback = self.adapter(model, max_steps=500)
         callback.adapt(*ones_batch())
-        self.assertAllClose(block.step_size, 0.125)
+        self.assertAllClose(block.settings.step_size, 0.125)
 
     def test_initial_step_is_clipped_to_max_steps(self):
         model, block = controlled_model(2.6, step_size=0.25)
         self.adapter(model, initial_step=1e-4, max_steps=100)
-        self.assertAllClose(block.step_size, 0.01)
+        self.assertAllClose(block.settings.step_size, 0.01)
 
     def test_in_fit_retraces_logs_and_writes_tensorboard(self):
         model, block = controlled_model(2.6, step_size=0.25)
@@ -465,7 +465,7 @@ class StepAdaptationTest(test_util.TestCase):
             [(e["iteration"], e["action"]) for e in callback.history],
             [(0, "init"), (2, "decrease"), (4, "decrease")],
         )
-        self.assertAllClose(block.step_size, 1 / 16)
+        self.assertAllClose(block.settings.step_size, 1 / 16)
         self.assertAllClose(history.history["adapted_step_size"], [1 / 16])
         self.assertEqual(history.history["adapted_steps"], [16])
         # The train function was retraced: batches 1-2 took 4 Euler steps,
@@ -504,7 +504,7 @@ class StepAdaptationTest(test_util.TestCase):
             [(0, "init"), (6, "decrease"), (9, "decrease"), (12, "increase")],
         )
         # At 16 Euler steps G = 1.0625^16 = 2.638 > c: the gap has closed.
-        self.assertAllClose(block.step_size, 0.25 / 4 * 1.1)
+        self.assertAllClose(block.settings.step_size, 0.25 / 4 * 1.1)
 
     def test_needs_data_in_fit_and_a_supported_solver(self):
         model, _ = controlled_model(2.6, step_size=0.25)
@@ -546,14 +546,18 @@ class ToleranceAdaptationTest(test_util.TestCase):
         self.assertEqual(entry["test_solver"], "dopri5")
         self.assertAllClose(entry["test_tol"], 0.02)
         self.assertGreater(entry["test_nfe"], entry["train_nfe"])
-        self.assertAllClose(block.tol, 0.05)
+        self.assertAllClose(
+            (block.settings.rtol, block.settings.atol), (0.05, 0.05)
+        )
 
     def test_grows_unless_the_nfe_has_stalled(self):
         model, block = controlled_model(2.0, solver="fehlberg2")
         callback = self.adapter(model)
         entry = callback.adapt(*ones_batch())
         self.assertEqual(entry["action"], "increase")
-        self.assertAllClose(block.tol, 0.11)
+        self.assertAllClose(
+            (block.settings.rtol, block.settings.atol), (0.11, 0.11)
+        )
         self.assertEqual(entry["tried_nfe"], entry["train_nfe"])
 
         # In fit, the last 5 training steps took 11 evaluations each, as
@@ -570,7 +574,9 @@ class ToleranceAdaptationTest(test_util.TestCase):
         entry = callback.history[-1]
         self.assertEqual(entry["tried_nfe"], 11)
         self.assertEqual(entry["action"], "revert")
-        self.assertAllClose(block.tol, 0.1)
+        self.assertAllClose(
+            (block.settings.rtol, block.settings.atol), (0.1, 0.1)
+        )
         self.assertAllClose(history.history["adapted_tol"], [0.1])
 
 

@@ -39,14 +39,14 @@ from tfnode.layers.vector_fields import SqueezeNextField
 from tfnode.layers.vector_fields import torch_batch_norm
 from tfnode.layers.vector_fields import xavier_uniform
 from tfnode.models import inputs
-from tfnode.models.solve_settings import PaperSolve
-from tfnode.models.solve_settings import ode_options
+from tfnode.models.solve_settings import ANODE
+from tfnode.models.solve_settings import block_arguments
 from tfnode.models.torch_layers import conv2d
 from tfnode.models.torch_layers import dense
 
-__all__ = ["PAPER_SOLVE", "anode_resnet", "anode_sqnxt"]
+__all__ = ["PAPER_SETTINGS", "anode_resnet", "anode_sqnxt"]
 
-PAPER_SOLVE = PaperSolve("euler", grid={"steps": 2})
+PAPER_SETTINGS = ANODE
 
 _STRIDES = (1, 2, 2, 2)
 _RESNET_WIDTHS = (64, 128, 256, 512)
@@ -129,7 +129,14 @@ def _sqnxt_block(x, filters, stride, name):
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _stages(x, widths, block, field_class, settings, options):
+def _network(name, stem, stages, head, shapes, settings, solve):
+    """Stem, four stages of a transition block and an `ODEBlock`, head,
+    average pooling and the linear classifier."""
+    block_kwargs = block_arguments(name, ANODE, settings, solve)
+    input_shape, num_classes = inputs.resolve("cifar10", *shapes)
+    widths, block, field_class = stages
+    images = keras.Input(input_shape, name="images")
+    x = stem(images)
     for i, (width, stride) in enumerate(
         zip(widths, _STRIDES, strict=True), start=1
     ):
@@ -137,120 +144,70 @@ def _stages(x, widths, block, field_class, settings, options):
         x = ODEBlock(
             field_class(name=f"stage{i}_func"),
             name=f"stage{i}_ode_block",
-            **settings,
-            **options,
+            **block_kwargs,
         )(x)
-    return x
+    x = head(x)
+    x = keras.layers.AveragePooling2D(4, name="avg_pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    logits = dense(x, num_classes, name="linear")
+    return keras.Model(images, logits, name=name)
 
 
-def anode_resnet(
-    input_shape=None,
-    num_classes=None,
-    *,
-    solver=None,
-    steps=None,
-    step_size=None,
-    rtol=None,
-    atol=None,
-    tol=None,
-    adjoint="backprop",
-    **options,
-):
+def _resnet_stem(images):
+    x = conv2d(images, 64, 3, padding=1, use_bias=False, name="conv1")
+    x = torch_batch_norm(name="bn1")(x)
+    return keras.layers.ReLU(name="relu1")(x)
+
+
+def anode_resnet(input_shape=None, num_classes=None, *, settings=None, **solve):
     """ANODE's `resnet`: ResNet18 whose second block per stage is an ODE
     block (11,173,962 parameters on CIFAR-10).
 
     Args:
         input_shape: Image shape; CIFAR-10's `(32, 32, 3)` when unset.
         num_classes: Number of classes. Default value: `10`.
-        solver: The solver; `"euler"` when unset.
-        steps: Steps per ODE block (ANODE's `Nt`); `2` when no grid or
-            tolerance is given to a fixed-step solver.
-        step_size: Step size of a fixed-grid solve.
-        rtol: Relative tolerance of an adaptive solve.
-        atol: Absolute tolerance of an adaptive solve.
-        tol: Sets both `rtol` and `atol`.
-        adjoint: Gradient method; `"anode"` is the paper's.
-            Default value: `"backprop"`.
-        **options: Other `odeint` options (e.g. `checkpoints`), passed to
-            every `ODEBlock`.
+        settings: A `tfnode.SolveSettings` for every ODE block; ANODE's
+            (`solver="euler", steps=2`) when unset.
+        **solve: The keyword shorthand (`solver=`, `steps=` (ANODE's
+            `Nt`), `adjoint=`, `checkpoints=`, ...) over it, as in
+            `tfnode.models.solve_settings`; `adjoint="anode"` is the
+            paper's gradient.
 
     Returns:
         A `keras.Model` from images to logits `(batch, num_classes)`.
-
-    Raises:
-        ValueError: for a bad setting, naming the argument.
     """
-    options = ode_options("anode_resnet", options)
-    input_shape, num_classes = inputs.resolve(
-        "cifar10", input_shape, num_classes
+    return _network(
+        "anode_resnet",
+        _resnet_stem,
+        (_RESNET_WIDTHS, _resnet_block, ResNetField),
+        lambda x: x,
+        (input_shape, num_classes),
+        settings,
+        solve,
     )
-    settings = PAPER_SOLVE.block_settings(
-        solver, steps, step_size, rtol, atol, tol, adjoint
-    )
-    images = keras.Input(input_shape, name="images")
-    x = conv2d(images, 64, 3, padding=1, use_bias=False, name="conv1")
-    x = torch_batch_norm(name="bn1")(x)
-    x = keras.layers.ReLU(name="relu1")(x)
-    x = _stages(
-        x, _RESNET_WIDTHS, _resnet_block, ResNetField, settings, options
-    )
-    x = keras.layers.AveragePooling2D(4, name="avg_pool")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    logits = dense(x, num_classes, name="linear")
-    return keras.Model(images, logits, name="anode_resnet")
 
 
-def anode_sqnxt(
-    input_shape=None,
-    num_classes=None,
-    *,
-    solver=None,
-    steps=None,
-    step_size=None,
-    rtol=None,
-    atol=None,
-    tol=None,
-    adjoint="backprop",
-    **options,
-):
+def anode_sqnxt(input_shape=None, num_classes=None, *, settings=None, **solve):
     """ANODE's `sqnxt`: SqueezeNext 23 (width 1.0) whose second block per
     stage is an ODE block (461,466 parameters on CIFAR-10).
 
     Args:
         input_shape: Image shape; CIFAR-10's `(32, 32, 3)` when unset.
         num_classes: Number of classes. Default value: `10`.
-        solver: The solver; `"euler"` when unset.
-        steps: Steps per ODE block (ANODE's `Nt`); `2` when no grid or
-            tolerance is given to a fixed-step solver.
-        step_size: Step size of a fixed-grid solve.
-        rtol: Relative tolerance of an adaptive solve.
-        atol: Absolute tolerance of an adaptive solve.
-        tol: Sets both `rtol` and `atol`.
-        adjoint: Gradient method; `"anode"` is the paper's.
-            Default value: `"backprop"`.
-        **options: Other `odeint` options (e.g. `checkpoints`), passed to
-            every `ODEBlock`.
+        settings: The `tfnode.SolveSettings` of every ODE block; ANODE's
+            Euler with `Nt = 2` when unset.
+        **solve: Its keyword shorthand, as for `anode_resnet`.
 
     Returns:
-        A `keras.Model` from images to logits `(batch, num_classes)`.
-
-    Raises:
-        ValueError: for a bad setting, naming the argument.
+        A `keras.Model` from images to logits `(batch, num_classes)`;
+        a bad setting raises `ValueError` naming it.
     """
-    options = ode_options("anode_sqnxt", options)
-    input_shape, num_classes = inputs.resolve(
-        "cifar10", input_shape, num_classes
+    return _network(
+        "anode_sqnxt",
+        lambda images: _sqnxt_conv(images, 64, 3, "stem", padding=1),
+        (_SQNXT_WIDTHS, _sqnxt_block, SqueezeNextField),
+        lambda x: _sqnxt_conv(x, 128, 1, "head"),
+        (input_shape, num_classes),
+        settings,
+        solve,
     )
-    settings = PAPER_SOLVE.block_settings(
-        solver, steps, step_size, rtol, atol, tol, adjoint
-    )
-    images = keras.Input(input_shape, name="images")
-    x = _sqnxt_conv(images, 64, 3, "stem", padding=1)
-    x = _stages(
-        x, _SQNXT_WIDTHS, _sqnxt_block, SqueezeNextField, settings, options
-    )
-    x = _sqnxt_conv(x, 128, 1, "head")
-    x = keras.layers.AveragePooling2D(4, name="avg_pool")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    logits = dense(x, num_classes, name="linear")
-    return keras.Model(images, logits, name="anode_sqnxt")

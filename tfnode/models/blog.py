@@ -25,30 +25,19 @@ import keras
 from tfnode.layers import ODEBlock
 from tfnode.layers.vector_fields import GroupNormConvField
 from tfnode.models import inputs
-from tfnode.models.solve_settings import PaperSolve
-from tfnode.models.solve_settings import ode_options
+from tfnode.models.solve_settings import BLOG
+from tfnode.models.solve_settings import block_arguments
 from tfnode.models.torch_layers import conv2d
 from tfnode.models.torch_layers import dense
 from tfnode.validation import positive_int
 
-__all__ = ["PAPER_SOLVE", "mnist_odenet"]
+__all__ = ["PAPER_SETTINGS", "mnist_odenet"]
 
-PAPER_SOLVE = PaperSolve("dopri5", tolerances={"rtol": 0.1, "atol": 0.1})
+PAPER_SETTINGS = BLOG
 
 
 def mnist_odenet(
-    input_shape=None,
-    num_classes=None,
-    *,
-    channels=6,
-    solver=None,
-    steps=None,
-    step_size=None,
-    rtol=None,
-    atol=None,
-    tol=None,
-    adjoint="backprop",
-    **options,
+    input_shape=None, num_classes=None, *, channels=6, settings=None, **solve
 ):
     """The blog's MNIST ODENet (10,564 parameters).
 
@@ -57,16 +46,12 @@ def mnist_odenet(
         num_classes: Number of classes. Default value: `10`.
         channels: Channels of the stem and of the ODE state (`dim`).
             Default value: `6`.
-        solver: The solver; `"dopri5"` when unset.
-        steps: Steps of a fixed-grid solve.
-        step_size: Step size of a fixed-grid solve.
-        rtol: Relative tolerance; `0.1` when no grid or tolerance is given
-            to an adaptive solver.
-        atol: Absolute tolerance; `0.1` likewise.
-        tol: Sets both `rtol` and `atol`.
-        adjoint: Gradient method; the post uses torchdiffeq's continuous
-            adjoint (`"continuous"`). Default value: `"backprop"`.
-        **options: Other `odeint` options, passed to the `ODEBlock`.
+        settings: The ODE block's `tfnode.SolveSettings`; the post's
+            `dopri5` at `rtol = atol = 0.1` when unset (a fixed-step solver
+            needs a grid: the post has none).
+        **solve: Keyword shorthand over it (`solver=`, `tol=`, `adjoint=`,
+            ...; see `tfnode.models.solve_settings`). The post uses
+            torchdiffeq's continuous adjoint (`adjoint="continuous"`).
 
     Returns:
         A `keras.Model` from images to logits `(batch, num_classes)`.
@@ -75,11 +60,8 @@ def mnist_odenet(
         ValueError: for a bad setting, naming the argument.
     """
     channels = positive_int("channels", channels)
-    options = ode_options("mnist_odenet", options)
+    block_kwargs = block_arguments("mnist_odenet", BLOG, settings, solve)
     input_shape, num_classes = inputs.resolve("mnist", input_shape, num_classes)
-    settings = PAPER_SOLVE.block_settings(
-        solver, steps, step_size, rtol, atol, tol, adjoint
-    )
     images = keras.Input(input_shape, name="images")
     x = conv2d(images, channels, 3, name="conv1")
     x = keras.layers.GroupNormalization(
@@ -87,10 +69,7 @@ def mnist_odenet(
     )(x)
     x = keras.layers.ReLU(name="relu")(x)
     x = ODEBlock(
-        GroupNormConvField(name="odefunc"),
-        name="odeblock",
-        **settings,
-        **options,
+        GroupNormConvField(name="odefunc"), name="odeblock", **block_kwargs
     )(x)
     x = keras.layers.AveragePooling2D(2, name="pool")(x)
     x = keras.layers.Flatten(name="flatten")(x)

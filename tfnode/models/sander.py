@@ -26,15 +26,22 @@ from tfnode.layers.vector_fields import DepthVaryingField
 from tfnode.layers.vector_fields import TinyResidualField
 from tfnode.layers.vector_fields import torch_batch_norm
 from tfnode.models import inputs
-from tfnode.models.solve_settings import PaperSolve
-from tfnode.models.solve_settings import ode_options
+from tfnode.models.solve_settings import block_arguments
+from tfnode.models.solve_settings import sander
 from tfnode.models.torch_layers import conv2d
 from tfnode.models.torch_layers import dense
+from tfnode.validation import choice
 from tfnode.validation import positive_int
 
-__all__ = ["METHODS", "tiny_resnet"]
+__all__ = ["METHODS", "paper_settings", "tiny_resnet"]
 
 METHODS = ("euler", "heun")
+
+
+def paper_settings(depth=8, method="euler"):
+    """Sander et al.'s solve of `tiny_resnet(depth=, method=)`: `depth`
+    Euler steps, or `depth - 1` Heun steps."""
+    return sander(depth, method)
 
 
 def tiny_resnet(
@@ -44,14 +51,8 @@ def tiny_resnet(
     depth=8,
     method="euler",
     planes=16,
-    solver=None,
-    steps=None,
-    step_size=None,
-    rtol=None,
-    atol=None,
-    tol=None,
-    adjoint="backprop",
-    **options,
+    settings=None,
+    **solve,
 ):
     """Sander et al.'s `iTinyResnet` on CIFAR-10, its residual stack one
     `ODEBlock`.
@@ -69,16 +70,11 @@ def tiny_resnet(
             (`depth - 1` Heun steps on `[0, (depth-1)/depth]`).
             Default value: `"euler"`.
         planes: Channels of the residual stack. Default value: `16`.
-        solver: The solver; `method` when unset.
-        steps: Steps of the solve; `depth` (Euler) or `depth - 1` (Heun)
-            when no grid or tolerance is given.
-        step_size: Step size of a fixed-grid solve.
-        rtol: Relative tolerance of an adaptive solve.
-        atol: Absolute tolerance of an adaptive solve.
-        tol: Sets both `rtol` and `atol`.
-        adjoint: Gradient method: `"backprop"`, or `"reversible"` for the
-            paper's memory-free adjoint. Default value: `"backprop"`.
-        **options: Other `odeint` options, passed to the `ODEBlock`.
+        settings: The block's `tfnode.SolveSettings`; `paper_settings(depth,
+            method)` when unset.
+        **solve: Keyword shorthand over it (see
+            `tfnode.models.solve_settings`): e.g. `adjoint="reversible"`,
+            the paper's memory-free adjoint.
 
     Returns:
         A `keras.Model` from images to logits `(batch, num_classes)`.
@@ -87,24 +83,17 @@ def tiny_resnet(
         ValueError: for a `method` other than `"euler"` or `"heun"`, a
             `depth` below 1 (2 for Heun), or an unknown option.
     """
-    if method not in METHODS:
-        raise ValueError(
-            f"Unknown method={method!r}; choose one of: {', '.join(METHODS)}."
-        )
+    choice("method", method, METHODS)
     depth = positive_int("depth", depth)
     if method == "heun" and depth < 2:
         raise ValueError(f"method='heun' needs depth >= 2; got depth={depth}.")
     planes = positive_int("planes", planes)
-    options = ode_options("tiny_resnet", options)
+    block_kwargs = block_arguments(
+        "tiny_resnet", paper_settings(depth, method), settings, solve
+    )
     input_shape, num_classes = inputs.resolve(
         "cifar10", input_shape, num_classes
     )
-    euler = method == "euler"
-    paper = PaperSolve(method, grid={"steps": depth if euler else depth - 1})
-    settings = paper.block_settings(
-        solver, steps, step_size, rtol, atol, tol, adjoint
-    )
-
     images = keras.Input(input_shape, name="images")
     x = conv2d(
         images, planes, 5, strides=3, padding=1, use_bias=False, name="conv1"
@@ -117,10 +106,9 @@ def tiny_resnet(
     )
     x = ODEBlock(
         field,
-        t1=1.0 if euler else (depth - 1) / depth,
+        t1=1.0 if method == "euler" else (depth - 1) / depth,
         name="residual_stack",
-        **settings,
-        **options,
+        **block_kwargs,
     )(x)
     x = keras.layers.AveragePooling2D(4, name="avg_pool")(x)
     x = keras.layers.Flatten(name="flatten")(x)

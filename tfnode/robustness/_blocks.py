@@ -1,9 +1,9 @@
 """Saving, changing and restoring the solve settings of a model's ODEBlocks.
 
 Evaluation with another solver only runs the forward pass, which is the same
-for every gradient method; it therefore runs with `adjoint="backprop"` and
-without the options of the other gradient methods, so that a test solver is
-never rejected because the training gradient method does not support it
+for every gradient method; it therefore runs with
+`SolveSettings.forward_only()` (`adjoint="backprop"`), so that a test solver
+is never rejected because the training gradient method does not support it
 (e.g. `adjoint="reversible"` with `rk4`).
 """
 
@@ -12,60 +12,23 @@ import inspect
 
 import numpy as np
 
-from tfnode import adjoints
 from tfnode.layers import ode_blocks
-from tfnode.stepping import IntegrationOptions
+from tfnode.settings import SolveSettings
 from tfnode.stepping import num_fixed_steps
 from tfnode.vector_field import as_time_field
 
 __all__ = [
-    "BlockSettings",
     "block_inputs",
     "blocks_of",
     "forward_nfe",
-    "forward_only",
     "num_steps",
     "preserved_nfe_counters",
     "reset_nfe_counters",
     "restored_settings",
     "span",
+    "step_size",
     "vector_field",
 ]
-
-_SOLVE_KEYS = ("solver", "steps", "step_size", "rtol", "atol", "tol", "adjoint")
-
-
-def _adjoint_option_names():
-    names = set()
-    for name in adjoints.names():
-        names.update(adjoints.get(name).option_names)
-    return sorted(names)
-
-
-class BlockSettings:
-    """A copy of one block's solve settings and options.
-
-    Args:
-        block: A `tfnode.ODEBlock`.
-    """
-
-    def __init__(self, block):
-        self.block = block
-        self.solve = {key: getattr(block, key) for key in _SOLVE_KEYS}
-        self.options = dict(block.options)
-
-    def restore(self):
-        """Puts the saved settings back on the block."""
-        cleared = {
-            key: None for key in self.block.options if key not in self.options
-        }
-        self.block.configure(**cleared, **self.options, **self.solve)
-
-
-def forward_only(block, **settings):
-    """Configures `block` for a forward-only solve with `settings`."""
-    cleared = {key: None for key in _adjoint_option_names()}
-    block.configure(adjoint="backprop", **cleared, **settings)
 
 
 def blocks_of(model):
@@ -88,19 +51,31 @@ def num_steps(length, step_size):
     """Steps a fixed-grid solve takes over `length` with `step_size`:
     `ceil(length / step_size)`, the last step clamped (as `odeint`)."""
     return num_fixed_steps(
-        float(length), IntegrationOptions(step_size=float(step_size))
+        float(length), SolveSettings(solver="euler", step_size=float(step_size))
     )
+
+
+def step_size(block, settings=None):
+    """The step of the block's fixed-grid solve with `settings` (its own
+    when unset): `step_size`, or the span over `steps`; `None` for an
+    adaptive solve."""
+    settings = block.settings if settings is None else settings
+    if settings.step_size is not None:
+        return settings.step_size
+    if settings.steps is not None:
+        return span(block) / settings.steps
+    return None
 
 
 @contextlib.contextmanager
 def restored_settings(blocks):
     """Restores the blocks' solve settings on exit, whatever happens."""
-    saved = [BlockSettings(block) for block in blocks]
+    saved = [block.settings for block in blocks]
     try:
         yield saved
     finally:
-        for settings in saved:
-            settings.restore()
+        for block, settings in zip(blocks, saved, strict=True):
+            block.configure(settings)
 
 
 @contextlib.contextmanager

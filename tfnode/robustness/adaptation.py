@@ -37,8 +37,6 @@ since solve settings are fixed when a function is traced.
 """
 
 import collections
-import math
-import numbers
 import warnings
 
 import keras
@@ -46,8 +44,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfnode import solvers as solvers_lib
+from tfnode import validation
 from tfnode.layers import set_solver
-from tfnode.odeint import DEFAULT_RTOL
 from tfnode.robustness import _blocks
 from tfnode.robustness import _forward
 from tfnode.robustness import test_solvers
@@ -57,19 +55,6 @@ __all__ = ["StepAdaptation"]
 
 FIXED = "step"
 TOLERANCE = "tolerance"
-
-
-def _check_number(name, value, low, high=math.inf, integer=False):
-    kind = numbers.Integral if integer else numbers.Real
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, kind)
-        or not low <= value <= high
-    ):
-        bound = f"in [{low}, {high}]" if high < math.inf else f">= {low}"
-        what = "an int" if integer else "a number"
-        raise ValueError(f"{name} must be {what} {bound}; got {value!r}.")
-    return value
 
 
 class StepAdaptation(keras.callbacks.Callback):
@@ -143,36 +128,25 @@ class StepAdaptation(keras.callbacks.Callback):
     ):
         super().__init__()
         self.data = data
-        self.threshold = float(_check_number("threshold", threshold, 0, 1))
-        self.interval = _check_number("interval", interval, 1, integer=True)
-        self.max_steps = _check_number("max_steps", max_steps, 1, integer=True)
-        if not (
-            initial_step is None
-            or initial_step == "hairer"
-            or (
-                isinstance(initial_step, numbers.Real)
-                and not isinstance(initial_step, bool)
-                and initial_step > 0
-            )
-        ):
-            raise ValueError(
-                "initial_step must be 'hairer', a step size > 0 or None; "
-                f"got {initial_step!r}."
-            )
+        self.threshold = validation.at_least("threshold", threshold, 0)
+        if self.threshold > 1:
+            raise ValueError(f"threshold must be in [0, 1]; got {threshold!r}.")
+        self.interval = validation.positive_int("interval", interval)
+        self.max_steps = validation.positive_int("max_steps", max_steps)
+        if initial_step not in (None, "hairer"):
+            validation.positive_float("initial_step", initial_step)
         self.initial_step = initial_step
         if initial_tol is not None:
-            _check_number("initial_tol", initial_tol, 0)
+            validation.non_negative_float("initial_tol", initial_tol)
         self.initial_tol = initial_tol
         if test_solver is not None:
             solvers_lib.get(test_solver)
         self.test_solver = test_solver
-        self.accuracy_factor = float(
-            _check_number("accuracy_factor", accuracy_factor, 1)
+        self.accuracy_factor = validation.at_least(
+            "accuracy_factor", accuracy_factor, 1
         )
-        self.min_tol = float(_check_number("min_tol", min_tol, 0))
-        self.nfe_window = _check_number(
-            "nfe_window", nfe_window, 1, integer=True
-        )
+        self.min_tol = validation.non_negative_float("min_tol", min_tol)
+        self.nfe_window = validation.positive_int("nfe_window", nfe_window)
         self.log_dir = log_dir
         self.writer = writer
         self.verbose = verbose
@@ -288,7 +262,7 @@ class StepAdaptation(keras.callbacks.Callback):
             previous_step_size=h,
             train_accuracy=a_train,
             test_accuracy=a_test,
-            test_solver=name,
+            test_solver=solvers_lib.get(name).name,
             test_step_size=h_test,
         )
         new = h
@@ -356,7 +330,7 @@ class StepAdaptation(keras.callbacks.Callback):
             train_accuracy=a_train,
             test_accuracy=a_test,
             train_nfe=nfe_train,
-            test_solver=name,
+            test_solver=solvers_lib.get(name).name,
             test_tol=tol_test,
             test_nfe=nfe_test,
         )
@@ -399,18 +373,16 @@ class StepAdaptation(keras.callbacks.Callback):
                 "set_model(model) first."
             )
         self._blocks = _blocks.blocks_of(self.model)
-        names = sorted({block.solver for block in self._blocks})
-        if len(names) > 1:
+        settings = [block.settings for block in self._blocks]
+        names = sorted({s.solver_name for s in settings})
+        if len({s.solver for s in settings}) > 1:
             raise ValueError(
                 "Step adaptation gives all ODEBlocks one step size, so they "
                 f"must share one solver; got {names}."
             )
-        self._solver = names[0]
-        gridded = [
-            b.steps is not None or b.step_size is not None for b in self._blocks
-        ]
-        solver = solvers_lib.get(self._solver)
-        if solver.adaptive and not any(gridded):
+        self._solver = settings[0].solver
+        gridded = [s.fixed_grid for s in settings]
+        if self._solver.adaptive and not any(gridded):
             self.mode = TOLERANCE
         elif all(gridded):
             self.mode = FIXED
@@ -428,25 +400,14 @@ class StepAdaptation(keras.callbacks.Callback):
         return _blocks.num_steps(self._span, h)
 
     def _current_step(self):
-        steps = [
-            b.step_size
-            if b.step_size is not None
-            else _blocks.span(b) / b.steps
-            for b in self._blocks
-        ]
-        return float(min(steps))
+        return float(min(_blocks.step_size(b) for b in self._blocks))
 
     def _current_tol(self):
-        block = self._blocks[0]
-        if block.tol is not None:
-            return float(block.tol)
-        if block.rtol is not None:
-            return float(block.rtol)
-        return DEFAULT_RTOL
+        return float(self._blocks[0].settings.rtol)
 
     def _hairer_step(self, x):
         inputs = _blocks.block_inputs(self.model, self._blocks, x)
-        order = solvers_lib.get(self._solver).order
+        order = self._solver.order
         steps = []
         for block, y0 in zip(self._blocks, inputs, strict=True):
             direction = 1.0 if block.t1 > block.t0 else -1.0
@@ -463,24 +424,22 @@ class StepAdaptation(keras.callbacks.Callback):
 
     def _set_step(self, h):
         self.step_size = float(h)
-        self._reconfigure(steps=None, step_size=self.step_size)
+        self._reconfigure(step_size=self.step_size)
 
     def _set_tol(self, tol):
         self.tol = float(tol)
-        self._reconfigure(tol=self.tol, rtol=None, atol=None)
+        self._reconfigure(tol=self.tol)
 
-    def _reconfigure(self, **settings):
+    def _reconfigure(self, **changes):
         traced = getattr(self.model, "train_function", None) is not None
-        set_solver(self.model, **settings)
+        set_solver(self.model, **changes)
         if traced:
             self.model.make_train_function(force=True)
 
-    def _accuracy(self, x, y, **settings):
-        """Accuracy and forward NFE on `(x, y)` with other solve settings."""
-        if "tol" in settings:
-            settings.update(steps=None, step_size=None, rtol=None, atol=None)
-        else:
-            settings.update(steps=None)
+    def _accuracy(self, x, y, **changes):
+        """Accuracy and forward NFE on `(x, y)` with the blocks' settings
+        changed by `changes` (`SolveSettings.replace` arguments), forward
+        only."""
         blocks = self._blocks
         with (
             _blocks.restored_settings(blocks),
@@ -488,7 +447,9 @@ class StepAdaptation(keras.callbacks.Callback):
             _forward.quiet_retracing(),
         ):
             for block in blocks:
-                _blocks.forward_only(block, **settings)
+                block.configure(
+                    block.settings.forward_only().replace(**changes)
+                )
             _blocks.reset_nfe_counters(blocks)
             logits = _forward.predictor(self.model)(x)
             accuracy = float(np.mean(_forward.correct(logits, y)))

@@ -19,45 +19,19 @@ paper's figures describe, `h_train / factor`.
 """
 
 import math
-import numbers
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfnode import solvers as solvers_lib
-from tfnode.odeint import DEFAULT_ATOL
-from tfnode.odeint import DEFAULT_RTOL
+from tfnode import validation
 from tfnode.robustness import _blocks
 from tfnode.robustness import _forward
+from tfnode.settings import DEFAULT_ATOL
+from tfnode.settings import DEFAULT_RTOL
 
 __all__ = ["evaluate_with_solvers", "scaled_settings"]
-
-
-def _training_step_size(block, train_step_size):
-    if block.step_size is not None:
-        return float(block.step_size)
-    if block.steps is not None:
-        return _blocks.span(block) / block.steps
-    if train_step_size is not None:
-        return float(train_step_size)
-    raise ValueError(
-        f"Block {block.name!r} was trained with the adaptive solver "
-        f"{block.solver!r}, so it has no step size for a fixed-step test "
-        "solver to scale; pass train_step_size=."
-    )
-
-
-def _training_tolerances(block, train_tol):
-    if block.tol is not None:
-        return float(block.tol), float(block.tol)
-    if block.rtol is not None or block.atol is not None:
-        rtol = DEFAULT_RTOL if block.rtol is None else block.rtol
-        atol = DEFAULT_ATOL if block.atol is None else block.atol
-        return float(rtol), float(atol)
-    if train_tol is not None:
-        return float(train_tol), float(train_tol)
-    return DEFAULT_RTOL, DEFAULT_ATOL
 
 
 def scaled_settings(
@@ -65,9 +39,13 @@ def scaled_settings(
 ):
     """The settings that test `block` with `solver` at `factor`.
 
+    Derived from the block's training settings (`block.settings`) for a
+    forward-only solve (`SolveSettings.forward_only`), its step-size
+    controller knobs and `max_num_steps` kept.
+
     Args:
         block: A `tfnode.ODEBlock`, configured as in training.
-        solver: Name of the test solver.
+        solver: The test solver, a name or a solver object.
         factor: A float > 0. Fixed-step test solvers take
             `h_train / factor` (so `factor` times the training steps);
             adaptive ones take the training tolerances times `factor`.
@@ -78,19 +56,27 @@ def scaled_settings(
             `rtol` and `atol`.
 
     Returns:
-        A dict of `ODEBlock.configure` settings.
+        A `tfnode.SolveSettings`.
     """
-    solver_obj = solvers_lib.get(solver)
-    name = solvers_lib.REGISTRY.canonical_name(solver)
-    if not solver_obj.adaptive:
-        h = _training_step_size(block, train_step_size) / factor
-        return dict(solver=name, steps=None, step_size=h)
-    rtol, atol = _training_tolerances(block, train_tol)
-    if rtol == atol:
-        tolerances = dict(tol=rtol * factor, rtol=None, atol=None)
+    training = block.settings
+    test = training.forward_only()
+    solver = solvers_lib.get(solver)
+    if not solver.adaptive:
+        h = _blocks.step_size(block) or train_step_size
+        if h is None:
+            raise ValueError(
+                f"Block {block.name!r} was trained with the adaptive solver "
+                f"{training.solver_name!r}, so it has no step size for a "
+                "fixed-step test solver to scale; pass train_step_size=."
+            )
+        return test.replace(solver=solver, step_size=float(h) / factor)
+    if not training.fixed_grid:
+        rtol, atol = training.rtol, training.atol
+    elif train_tol is not None:
+        rtol = atol = float(train_tol)
     else:
-        tolerances = dict(tol=None, rtol=rtol * factor, atol=atol * factor)
-    return dict(solver=name, steps=None, step_size=None, **tolerances)
+        rtol, atol = DEFAULT_RTOL, DEFAULT_ATOL
+    return test.replace(solver=solver, rtol=rtol * factor, atol=atol * factor)
 
 
 def _collapse(values):
@@ -102,21 +88,18 @@ def _collapse(values):
 
 def _describe(blocks, settings):
     """The `steps`, `step_size`, `tol`, `rtol` and `atol` columns."""
-    fixed = settings[0]["step_size"] is not None
     columns = dict(steps=None, step_size=None, tol=None, rtol=None, atol=None)
-    if fixed:
-        columns["step_size"] = _collapse([s["step_size"] for s in settings])
+    if settings[0].fixed_grid:
+        columns["step_size"] = _collapse([s.step_size for s in settings])
         columns["steps"] = _collapse(
             [
-                _blocks.num_steps(_blocks.span(b), s["step_size"])
+                _blocks.num_steps(_blocks.span(b), s.step_size)
                 for b, s in zip(blocks, settings, strict=True)
             ]
         )
         return columns
-    rtol = [s["rtol"] if s["tol"] is None else s["tol"] for s in settings]
-    atol = [s["atol"] if s["tol"] is None else s["tol"] for s in settings]
-    columns["rtol"] = _collapse(rtol)
-    columns["atol"] = _collapse(atol)
+    columns["rtol"] = _collapse([s.rtol for s in settings])
+    columns["atol"] = _collapse([s.atol for s in settings])
     columns["tol"] = columns["rtol"]
     return columns
 
@@ -166,13 +149,9 @@ def _check_factors(factors):
     if not factors:
         raise ValueError("factors must hold at least one number > 0.")
     for f in factors:
-        if (
-            isinstance(f, bool)
-            or not isinstance(f, numbers.Real)
-            or not f > 0
-            or not math.isfinite(f)
-        ):
-            raise ValueError(f"factors must be numbers > 0; got {f!r}.")
+        validation.positive_float("factors", f)
+        if not math.isfinite(f):
+            raise ValueError(f"factors must be finite; got {f!r}.")
     return [float(f) for f in factors]
 
 
@@ -263,11 +242,11 @@ def evaluate_with_solvers(
         _blocks.preserved_nfe_counters(blocks),
         _forward.quiet_retracing(),
     ):
-        for solver, factor, settings in plans:
+        for _, factor, settings in plans:
             for block, setting in zip(blocks, settings, strict=True):
-                _blocks.forward_only(block, **setting)
+                block.configure(setting)
             row = dict(
-                solver=solvers_lib.REGISTRY.canonical_name(solver),
+                solver=settings[0].solver_name,
                 factor=factor,
                 **_describe(blocks, settings),
             )

@@ -34,8 +34,13 @@ def _fixed_step_names():
     return [
         n
         for n in solvers_lib.names(aliases=False)
-        if getattr(solvers_lib.get(n), "tableau", None) is not None
+        if solvers_lib.get(n).supports_fixed_grid
     ]
+
+
+def _identifier(solver):
+    """A registered solver's name, else the (user's) solver object."""
+    return solvers_lib.REGISTRY.name_of(solver) or solver
 
 
 def fixed_step_test_solver(
@@ -48,7 +53,7 @@ def fixed_step_test_solver(
     """The test solver and step for a fixed-step training solve.
 
     Args:
-        train_solver: Name of the training solver.
+        train_solver: The training solver, a name or a solver object.
         step_size: Training step `h`.
         span: Length of the integration interval. Default value: `1.0`.
         test_solver: Name of a solver of higher order than the training
@@ -58,7 +63,8 @@ def fixed_step_test_solver(
             Default value: `50`.
 
     Returns:
-        `(test_solver_name, test_step_size)`.
+        `(test_solver, test_step_size)`: the test solver's registered name
+        (a user's own solver object as is).
 
     Raises:
         ValueError: when no default exists for the training solver's order,
@@ -76,7 +82,7 @@ def fixed_step_test_solver(
             )
         test_solver = _DEFAULT_BY_ORDER[p]
     test = solvers_lib.get(test_solver)
-    if getattr(test, "tableau", None) is None or test.order <= p:
+    if not test.supports_fixed_grid or test.order <= p:
         raise ValueError(
             f"The test solver must take fixed steps and be of higher order "
             f"than solver={train.name!r} (order {p}); got "
@@ -85,21 +91,21 @@ def fixed_step_test_solver(
     q = test.order
     u = step_size / span
     u_test = min(u, (u**p / accuracy_factor) ** (1.0 / q))
-    return solvers_lib.REGISTRY.canonical_name(test_solver), u_test * span
+    return _identifier(test), u_test * span
 
 
 def tolerance_test_solver(train_solver, tol, test_solver=None):
     """The test solver and tolerance for an adaptive training solve.
 
     Args:
-        train_solver: Name of the (adaptive) training solver.
+        train_solver: The (adaptive) training solver, a name or object.
         tol: Training tolerance (`rtol = atol`).
         test_solver: Name of an adaptive test solver; by default `dopri5`
             for training solvers of order < 5, else the training solver.
 
     Returns:
-        `(test_solver_name, test_tol)`: `tol / 10` with the training solver
-        itself, else `tol / 5`.
+        `(test_solver, test_tol)`: the name (or a user's object) and
+        `tol / 10` with the training solver itself, else `tol / 5`.
     """
     train = solvers_lib.get(train_solver)
     if not train.adaptive:
@@ -108,11 +114,11 @@ def tolerance_test_solver(train_solver, tol, test_solver=None):
             f"solver={train.name!r}."
         )
     if test_solver is None:
-        test_solver = "dopri5" if train.order < 5 else train.name
+        test_solver = "dopri5" if train.order < 5 else train
     test = solvers_lib.get(test_solver)
     if not test.adaptive:
         raise ValueError(
             f"The tolerance test solver must be adaptive; got {test_solver!r}."
         )
-    divisor = 10.0 if test.name == train.name else 5.0
-    return solvers_lib.REGISTRY.canonical_name(test_solver), tol / divisor
+    divisor = 10.0 if test == train else 5.0
+    return _identifier(test), tol / divisor
