@@ -1,8 +1,16 @@
-"""Keras layers of tfnode: `ODEBlock` and the papers' vector fields."""
+"""Keras layers of tfnode: `ODEBlock`, the papers' vector fields and a
+fast `GroupNormalization`."""
 
 from tfnode.layers import vector_fields
+from tfnode.layers.group_norm import GroupNormalization
 from tfnode.layers.ode_block import ODEBlock
 from tfnode.layers.ode_block import ode_blocks
 from tfnode.layers.ode_block import set_solver
 
-__all__ = ["ODEBlock", "ode_blocks", "set_solver", "vector_fields"]
+__all__ = [
+    "GroupNormalization",
+    "ODEBlock",
+    "ode_blocks",
+    "set_solver",
+    "vector_fields",
+]

@@ -51,6 +51,7 @@ import math
 import keras
 import tensorflow as tf
 
+from tfnode.layers.group_norm import GroupNormalization
 from tfnode.validation import positive_int
 from tfnode.vector_field import as_time_field
 
@@ -604,7 +605,9 @@ class GroupNormConvField(VectorField):
     As in the reference, ONE GroupNormalization (`min(32, C)` groups) is
     applied twice, so its `2 C` parameters are shared by both uses; the
     convolution is 3x3, same padding, with bias. Initializers are
-    PyTorch's defaults (GroupNorm gamma 1, beta 0).
+    PyTorch's defaults (GroupNorm gamma 1, beta 0). The GroupNorm is
+    `tfnode.layers.GroupNormalization`: Keras' layer (same weights and
+    output), with a gradient written out for speed on CPU.
 
     Args:
         groups: Groups of the GroupNorm; `min(32, C)` when unset.
@@ -639,7 +642,7 @@ class GroupNormConvField(VectorField):
             )
         common = self.sublayer_kwargs()
         in_channels = channels + self.extra_channels()
-        self.norm = keras.layers.GroupNormalization(
+        self.norm = GroupNormalization(
             groups=groups, epsilon=1e-5, name="gn", **common
         )
         self.norm.build(y_shape)

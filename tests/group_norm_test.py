@@ -1,0 +1,213 @@
+"""tfnode's GroupNormalization against Keras': outputs and gradients (input,
+gamma, beta) under eager, tf.function and XLA; serialisation; mixed
+precision; argument checks."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import tfnode
+from tests import test_util
+from tfnode.layers.group_norm import GroupNormalization
+from tfnode.layers.group_norm import group_norm
+
+# name, input shape (batch first), groups
+_CASES = (
+    ("conv_8_groups", (4, 6, 5, 16), 8),
+    ("one_group", (3, 5, 4, 6), 1),
+    ("groups_equal_channels", (2, 7, 7, 6), 6),
+    ("rank2", (5, 12), 3),
+    ("rank3", (3, 9, 8), 2),
+    ("rank5", (2, 3, 4, 5, 8), 4),
+)
+
+
+def _pair(shape, groups, seed=0, **kwargs):
+    """A Keras layer and a tfnode layer, built, with the same random
+    gamma and beta."""
+    rng = np.random.default_rng(seed)
+    layers = (
+        keras.layers.GroupNormalization(groups, **kwargs),
+        GroupNormalization(groups, **kwargs),
+    )
+    weights = None
+    for layer in layers:
+        layer.build(shape)
+        if weights is None:
+            weights = [
+                rng.normal(1.0, 0.5, w.shape).astype("float32")
+                for w in layer.weights
+            ]
+        layer.set_weights(weights)
+    return layers
+
+
+def _inputs(shape, seed=0):
+    rng = np.random.default_rng(seed + 100)
+    # Offset and spread that differ per channel: a mean far from zero
+    # checks the variance is not computed as E[x^2] - E[x]^2.
+    x = rng.normal(3.0, 2.0, shape) * rng.uniform(0.5, 2.0, shape[-1:])
+    w = rng.normal(size=shape)
+    return tf.constant(x, tf.float32), tf.constant(w, tf.float32)
+
+
+def _value_and_gradients(layer, x, w):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) * w)
+    return (y, *tape.gradient(loss, [x, *layer.trainable_weights]))
+
+
+class GroupNormalizationTest(test_util.TestCase):
+    @test_util.parameterized.named_parameters(
+        [
+            (f"{case}_eager", shape, groups, "eager")
+            for case, shape, groups in _CASES
+        ]
+        + [
+            (f"{case}_{mode}", shape, groups, mode)
+            for case, shape, groups in _CASES[:3]
+            for mode in ("tf_function", "xla")
+        ]
+    )
+    def test_output_and_gradients_equal_keras(self, shape, groups, mode):
+        keras_layer, layer = _pair(shape, groups, epsilon=1e-5)
+        x, w = _inputs(shape)
+        expected = test_util.run_in_mode(
+            lambda: _value_and_gradients(keras_layer, x, w), mode
+        )
+        actual = test_util.run_in_mode(
+            lambda: _value_and_gradients(layer, x, w), mode
+        )
+        self.assertLen(actual, 4)  # y, dx, dgamma, dbeta
+        for name, a, e in zip(
+            ("y", "dx", "dgamma", "dbeta"), actual, expected, strict=True
+        ):
+            with self.subTest(name):
+                self.assertAllCloseRelative(a, e, rtol=2e-6)
+        # An independent truth: the normalised groups have mean 0, var 1.
+        scaled = (actual[0] - layer.beta) / layer.gamma
+        grouped = np.reshape(
+            scaled, (shape[0], -1, groups, shape[-1] // groups)
+        )
+        self.assertAllClose(
+            grouped.mean(axis=(1, 3)), np.zeros((shape[0], groups)), atol=1e-5
+        )
+        self.assertAllClose(
+            grouped.var(axis=(1, 3)), np.ones((shape[0], groups)), atol=1e-3
+        )
+
+    def test_gradient_matches_finite_differences(self):
+        shape = (2, 3, 3, 4)
+        x, _ = _inputs(shape, seed=2)
+        x = tf.cast(x, tf.float64)
+        gamma = tf.constant([0.5, 1.5, -1.0, 2.0], tf.float64)
+        beta = tf.constant([0.1, -0.2, 0.3, 0.0], tf.float64)
+        theoretical, numerical = tf.test.compute_gradient(
+            lambda x, g, b: group_norm(x, g, b, groups=2, epsilon=1e-5),
+            [x, gamma, beta],
+        )
+        for t, n in zip(theoretical, numerical, strict=True):
+            self.assertAllClose(t, n, atol=1e-6, rtol=1e-6)
+
+    def test_center_and_scale_off(self):
+        shape = (3, 4, 4, 8)
+        keras_layer, layer = _pair(shape, 4, center=False, scale=False)
+        self.assertEmpty(layer.weights)
+        x, w = _inputs(shape, seed=1)
+        for a, e in zip(
+            _value_and_gradients(layer, x, w),
+            _value_and_gradients(keras_layer, x, w),
+            strict=True,
+        ):
+            self.assertAllCloseRelative(a, e, rtol=2e-6)
+
+    def test_unknown_batch_and_spatial_axes(self):
+        keras_layer, layer = _pair((None, None, None, 6), 3)
+        x, _ = _inputs((2, 5, 3, 6))
+        fn = tf.function(
+            layer,
+            input_signature=[tf.TensorSpec((None, None, None, 6))],
+        )
+        self.assertAllCloseRelative(fn(x), keras_layer(x), rtol=2e-6)
+
+    def test_same_weights_and_config_as_keras(self):
+        keras_layer, layer = _pair((2, 4, 4, 8), 4, epsilon=1e-5)
+        self.assertEqual(
+            [(w.path.split("/")[-1], w.shape) for w in layer.weights],
+            [(w.path.split("/")[-1], w.shape) for w in keras_layer.weights],
+        )
+        config = layer.get_config()
+        expected = keras_layer.get_config()
+        for key in ("name",):
+            config.pop(key), expected.pop(key)
+        self.assertEqual(config, expected)
+        # Keras' layer reads tfnode's config (checkpoints map both ways).
+        clone = keras.layers.GroupNormalization.from_config(config)
+        clone.build((2, 4, 4, 8))
+        clone.set_weights(layer.get_weights())
+        x, _ = _inputs((2, 4, 4, 8))
+        self.assertAllCloseRelative(clone(x), layer(x), rtol=2e-6)
+
+    def test_serialization_round_trip(self):
+        _, layer = _pair((2, 5, 5, 6), 3, epsilon=1e-5)
+        config = keras.saving.serialize_keras_object(layer)
+        self.assertIn("tfnode", config["registered_name"])
+        clone = keras.saving.deserialize_keras_object(config)
+        self.assertIsInstance(clone, GroupNormalization)
+        self.assertEqual(clone.get_config(), layer.get_config())
+
+    def test_keras_file_save_and_load(self):
+        _, layer = _pair((None, 5, 5, 6), 2, epsilon=1e-5)
+        model = keras.Sequential([keras.Input((5, 5, 6)), layer])
+        path = os.path.join(self.get_temp_dir(), "gn.keras")
+        model.save(path)
+        loaded = keras.models.load_model(path)
+        self.assertIsInstance(loaded.layers[0], GroupNormalization)
+        x, _ = _inputs((2, 5, 5, 6))
+        self.assertAllEqual(loaded(x), model(x))
+
+    def test_mixed_precision_like_keras(self):
+        shape = (2, 4, 4, 8)
+        policy = keras.mixed_precision.Policy("mixed_float16")
+        keras_layer, layer = _pair(shape, 4, dtype=policy)
+        x, w = _inputs(shape)
+        x16 = tf.cast(x, tf.float16)
+        self.assertEqual(layer.gamma.dtype, "float32")
+        actual = _value_and_gradients(layer, x16, w)
+        expected = _value_and_gradients(keras_layer, x16, w)
+        self.assertEqual(actual[0].dtype, tf.float16)
+        self.assertEqual(actual[1].dtype, tf.float16)
+        self.assertEqual(actual[2].dtype, tf.float32)
+        for a, e in zip(actual, expected, strict=True):
+            self.assertEqual(a.dtype, e.dtype)
+            self.assertAllCloseRelative(
+                tf.cast(a, tf.float32), tf.cast(e, tf.float32), rtol=2e-3
+            )
+
+    def test_float64(self):
+        keras_layer, layer = _pair((2, 3, 3, 4), 2, dtype="float64")
+        x = tf.cast(_inputs((2, 3, 3, 4))[0], tf.float64)
+        y = layer(x)
+        self.assertEqual(y.dtype, tf.float64)
+        self.assertAllClose(y, keras_layer(x), atol=1e-10, rtol=1e-10)
+
+    def test_exported(self):
+        self.assertIs(tfnode.layers.GroupNormalization, GroupNormalization)
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, "axis must be -1"):
+            GroupNormalization(2, axis=1).build((2, 4, 4, 8))
+        with self.assertRaisesRegex(ValueError, "groups"):
+            GroupNormalization(3).build((2, 4, 4, 8))
+        with self.assertRaisesRegex(ValueError, "groups must be"):
+            group_norm(tf.ones((2, 4, 6)), None, None, groups=4)
+        with self.assertRaisesRegex(ValueError, "rank >= 2"):
+            group_norm(tf.ones((6,)), None, None, groups=2)
+
+
+if __name__ == "__main__":
+    tf.test.main()
