@@ -2,6 +2,7 @@
 
 from absl import flags as absl_flags
 
+from flags._define import defines
 from tfnode import datasets
 
 __all__ = ["define_data_flags"]
@@ -18,11 +19,9 @@ NAMES = (
 )
 
 
-def define_data_flags(flag_values=absl_flags.FLAGS):
-    """Defines the data flags on `flag_values` (once); returns their
-    names."""
-    if "dataset" in flag_values:
-        return list(NAMES)
+@defines(NAMES)
+def define_data_flags(flag_values):
+    """Defines the data flags on `flag_values`."""
     absl_flags.DEFINE_enum(
         "dataset",
         None,
@@ -83,4 +82,3 @@ def define_data_flags(flag_values=absl_flags.FLAGS):
         "crop, random horizontal flip; ANODE's and Sander et al.'s).",
         flag_values=flag_values,
     )
-    return list(NAMES)

@@ -5,6 +5,7 @@ Unset settings take the network's default (its paper's).
 
 from absl import flags as absl_flags
 
+from flags._define import defines
 from tfnode import models
 from tfnode.layers.vector_fields import ACTIVATIONS
 from tfnode.models.sander import METHODS
@@ -14,11 +15,9 @@ __all__ = ["define_model_flags"]
 NAMES = ("network", "channels", "activation", "depth", "method", "planes")
 
 
-def define_model_flags(flag_values=absl_flags.FLAGS):
-    """Defines the network flags on `flag_values` (once); returns their
-    names."""
-    if "network" in flag_values:
-        return list(NAMES)
+@defines(NAMES)
+def define_model_flags(flag_values):
+    """Defines the model flags on `flag_values`."""
     absl_flags.DEFINE_enum(
         "network",
         "simple_odenet",
@@ -66,4 +65,3 @@ def define_model_flags(flag_values=absl_flags.FLAGS):
         lower_bound=1,
         flag_values=flag_values,
     )
-    return list(NAMES)

@@ -3,6 +3,7 @@ weight decay (coupled, as PyTorch's SGD)."""
 
 from absl import flags as absl_flags
 
+from flags._define import defines
 from tfnode.training import LR_SCHEDULES
 from tfnode.training import OPTIMIZERS
 
@@ -28,11 +29,9 @@ def _epochs_list(value):
     return all(e >= 1 for e in epochs) and epochs == sorted(set(epochs))
 
 
-def define_optimizer_flags(flag_values=absl_flags.FLAGS):
-    """Defines the optimizer flags on `flag_values` (once); returns their
-    names."""
-    if "optimizer" in flag_values:
-        return list(NAMES)
+@defines(NAMES)
+def define_optimizer_flags(flag_values):
+    """Defines the optimizer flags on `flag_values`."""
     absl_flags.DEFINE_enum(
         "optimizer",
         "adam",
@@ -104,4 +103,3 @@ def define_optimizer_flags(flag_values=absl_flags.FLAGS):
         lower_bound=0.0,
         flag_values=flag_values,
     )
-    return list(NAMES)

@@ -20,7 +20,9 @@ import math
 
 from absl import flags as absl_flags
 
+from flags._define import defines
 from tfnode import solvers
+from tfnode import validation
 
 __all__ = [
     "adaptation_kwargs",
@@ -34,13 +36,8 @@ class _SolverListParser(absl_flags.ListParser):
 
     def parse(self, argument):
         names = super().parse(argument)
-        allowed = solvers.names()
         for name in names:
-            if name not in allowed:
-                raise ValueError(
-                    f"unknown solver {name!r}; choose from: "
-                    f"{', '.join(allowed)}"
-                )
+            validation.choice("test_solvers", name, solvers.names())
         return names
 
     def flag_type(self):
@@ -58,13 +55,13 @@ class _FactorListParser(absl_flags.ListParser):
         factors = []
         for value in values:
             try:
-                factor = float(value)
+                factor = validation.positive_float("factor", float(value))
             except (TypeError, ValueError):
                 factor = math.nan
-            if not (math.isfinite(factor) and factor > 0):
+            if not math.isfinite(factor):
                 raise ValueError(
-                    f"test factors must be numbers > 0 (e.g. 0.5,1,2); got "
-                    f"{value!r}"
+                    f"test_factors must be numbers > 0 (e.g. 0.5,1,2); got "
+                    f"{value!r}."
                 )
             factors.append(factor)
         return factors
@@ -73,26 +70,19 @@ class _FactorListParser(absl_flags.ListParser):
         return "comma-separated list of numbers > 0"
 
 
-def define_robustness_flags(flag_values=absl_flags.FLAGS):
-    """Defines the robustness flags on `flag_values` (once).
+NAMES = (
+    "test_solvers",
+    "test_factors",
+    "step_adaptation",
+    "adaptation_threshold",
+    "adaptation_interval",
+    "adaptation_max_steps",
+)
 
-    Args:
-        flag_values: The `FlagValues` to define them on.
-            Default value: `absl.flags.FLAGS`.
 
-    Returns:
-        The names of the flags.
-    """
-    names = [
-        "test_solvers",
-        "test_factors",
-        "step_adaptation",
-        "adaptation_threshold",
-        "adaptation_interval",
-        "adaptation_max_steps",
-    ]
-    if "test_solvers" in flag_values:
-        return names
+@defines(NAMES)
+def define_robustness_flags(flag_values):
+    """Defines the robustness flags on `flag_values`."""
     serializer = absl_flags.CsvListSerializer(",")
     absl_flags.DEFINE(
         _SolverListParser(),
@@ -145,7 +135,6 @@ def define_robustness_flags(flag_values=absl_flags.FLAGS):
         lower_bound=1,
         flag_values=flag_values,
     )
-    return names
 
 
 def evaluation_kwargs(flag_values=absl_flags.FLAGS):

@@ -2,6 +2,7 @@
 
 from absl import flags as absl_flags
 
+from flags._define import defines
 from tfnode.training import STRATEGIES
 
 __all__ = ["define_run_flags"]
@@ -23,10 +24,9 @@ NAMES = (
 )
 
 
-def define_run_flags(flag_values=absl_flags.FLAGS):
-    """Defines the run flags on `flag_values` (once); returns their names."""
-    if "epochs" in flag_values:
-        return list(NAMES)
+@defines(NAMES)
+def define_run_flags(flag_values):
+    """Defines the run flags on `flag_values`."""
     absl_flags.DEFINE_integer(
         "epochs",
         200,
@@ -118,4 +118,3 @@ def define_run_flags(flag_values=absl_flags.FLAGS):
         "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch.",
         flag_values=flag_values,
     )
-    return list(NAMES)

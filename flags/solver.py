@@ -1,17 +1,20 @@
 """ODE solve flags: solver, grid or tolerances, gradient method.
 
-Unset, the solve is the network's paper's (e.g. Euler with `Nt = 2` for
-ANODE's networks, Euler with step 1 for Ott et al.'s, dopri5 with tolerance
-0.1 for the blog's); once any of `--steps`, `--step_size`, `--rtol`,
-`--atol`, `--tol` is given, only the given ones are used.
+`solve_settings()` turns them into one `tfnode.SolveSettings`. Unset, the
+solve is the network's paper's (e.g. Euler with `Nt = 2` for ANODE's
+networks, Euler with step 1 for Ott et al.'s, dopri5 with tolerance 0.1 for
+the blog's); once any of `--steps`, `--step_size`, `--rtol`, `--atol`,
+`--tol` is given, only the given ones are used.
 """
 
 from absl import flags as absl_flags
 
+from flags._define import defines
 from tfnode import adjoints
+from tfnode import models
 from tfnode import solvers
 
-__all__ = ["define_solver_flags"]
+__all__ = ["define_solver_flags", "solve_settings"]
 
 NAMES = (
     "solver",
@@ -36,11 +39,9 @@ def _positive(flag_values, name):
     )
 
 
-def define_solver_flags(flag_values=absl_flags.FLAGS):
-    """Defines the solve flags on `flag_values` (once); returns their
-    names."""
-    if "solver" in flag_values:
-        return list(NAMES)
+@defines(NAMES)
+def define_solver_flags(flag_values):
+    """Defines the solver flags on `flag_values`."""
     absl_flags.DEFINE_enum(
         "solver",
         None,
@@ -117,4 +118,23 @@ def define_solver_flags(flag_values=absl_flags.FLAGS):
         lower_bound=1,
         flag_values=flag_values,
     )
-    return list(NAMES)
+
+
+def solve_settings(flag_values=absl_flags.FLAGS):
+    """The `tfnode.SolveSettings` of the parsed flags: the solve flags over
+    the paper's default of `--network` (with its `--depth` and `--method`),
+    by the rule of `tfnode.models.solve_settings`.
+
+    Raises:
+        ValueError, TypeError: for contradictory or bad solve flags.
+    """
+    f = flag_values
+    if f.steps is not None and f.step_size is not None:
+        raise ValueError("Give --steps (--Nt) or --step_size, not both.")
+    shorthand = {name: f[name].value for name in NAMES}
+    shorthand["seminorm"] = shorthand["seminorm"] or None
+    return models.settings_for(
+        f.network,
+        network_kwargs=dict(depth=f.depth, method=f.method),
+        **shorthand,
+    )

@@ -3,12 +3,14 @@ flagfiles of the reference experiments, and `get_config`."""
 
 import dataclasses
 import glob
+import json
 import os
 
 import tensorflow as tf
 from absl import flags as absl_flags
 
 import flags
+import tfnode
 from tests import test_util
 from tfnode import adjoints
 from tfnode import datasets
@@ -62,11 +64,14 @@ class DefineTest(test_util.TestCase):
 
     def test_defaults_are_the_default_run(self):
         config = config_of()
-        self.assertEqual(config, training.TrainConfig())
+        # The paper's solve: Euler, h = 1.
+        paper = tfnode.SolveSettings(solver="euler", step_size=1.0)
+        self.assertEqual(config, training.TrainConfig(settings=paper))
         resolved = training.resolve(config)
         self.assertEqual(resolved.network, "simple_odenet")
         self.assertEqual(resolved.dataset, "concentric_sphere2")
-        self.assertIsNone(resolved.solver)  # The paper's: Euler, h = 1.
+        self.assertEqual(resolved.settings, paper)
+        self.assertEqual(training.resolve(training.TrainConfig()), resolved)
 
     def test_values_reach_the_config(self):
         config = config_of(
@@ -92,8 +97,14 @@ class DefineTest(test_util.TestCase):
             "--test_solvers=euler,rk4",
             "--test_factors=0.5,2",
         )
-        self.assertEqual(config.steps, 4)
-        self.assertEqual(config.solver, "rk2")
+        self.assertEqual(
+            config.settings,
+            tfnode.SolveSettings(
+                solver="midpoint",
+                steps=4,
+                adjoint=tfnode.adjoints.Anode(checkpoints=3),
+            ),
+        )
         self.assertEqual(config.depth, 16)
         self.assertEqual(config.method, "heun")
         self.assertEqual(config.lr_decay_epochs, (150, 250))
@@ -164,9 +175,11 @@ class FlagfileTest(test_util.TestCase):
             with self.subTest(os.path.basename(path)):
                 config = training.resolve(config_of(f"--flagfile={path}"))
                 self.assertIn(config.network, models.names())
-                self.assertEqual(
-                    config, training.TrainConfig(**dataclasses.asdict(config))
-                )
+                fields = {
+                    f.name: getattr(config, f.name)
+                    for f in dataclasses.fields(config)
+                }
+                self.assertEqual(config, training.TrainConfig(**fields))
 
     def test_anode_settings(self):
         for name in ("anode_resnet", "anode_sqnxt"):
@@ -185,25 +198,35 @@ class FlagfileTest(test_util.TestCase):
             self.assertEqual(config.lr_decay_epochs, (150, 250))
             self.assertEqual(config.lr_decay_factor, 0.1)
             self.assertEqual(config.epochs, 350)
-            self.assertEqual((config.solver, config.steps), ("euler", 2))
-            self.assertEqual(config.adjoint, "anode")
+            self.assertEqual(
+                config.settings,
+                tfnode.SolveSettings(solver="euler", steps=2, adjoint="anode"),
+            )
 
     def test_other_papers(self):
         sphere = config_of(
             f"--flagfile={ROOT}/flags/resnet_after_all_sphere2.cfg"
         )
-        self.assertEqual(sphere.step_size, 1 / 64)
+        self.assertEqual(
+            sphere.settings,
+            tfnode.SolveSettings(solver="euler", step_size=1 / 64),
+        )
         self.assertEqual(sphere.train_steps, 10000)
         self.assertEqual(sphere.test_solvers, ("euler", "midpoint", "rk4"))
         cifar = config_of(
             f"--flagfile={ROOT}/flags/resnet_after_all_cifar10.cfg"
         )
         self.assertEqual(
-            (cifar.solver, cifar.tol, cifar.channels), ("dopri5", 1e-3, 128)
+            cifar.settings, tfnode.SolveSettings(solver="dopri5", tol=1e-3)
         )
+        self.assertEqual(cifar.channels, 128)
         sander = config_of(f"--flagfile={ROOT}/flags/sander_tiny_resnet.cfg")
         self.assertEqual(sander.lr_decay_epochs, (30, 60))
-        self.assertEqual(sander.adjoint, "reversible")
+        self.assertEqual(sander.settings.adjoint.name, "reversible")
+        self.assertEqual(
+            sander.settings,
+            tfnode.SolveSettings(solver="euler", steps=8, adjoint="reversible"),
+        )
         blog = config_of(f"--flagfile={ROOT}/flags/blog_mnist.cfg")
         self.assertEqual(
             (blog.normalize, blog.batch_size, blog.lr), ("symmetric", 16, 1e-3)
@@ -215,7 +238,71 @@ class FlagfileTest(test_util.TestCase):
             "--solver=rk4",
             "--lr=0.05",
         )
-        self.assertEqual((config.solver, config.lr), ("rk4", 0.05))
+        self.assertEqual(
+            config.settings,
+            tfnode.SolveSettings(solver="rk4", steps=2, adjoint="anode"),
+        )
+        self.assertEqual(config.lr, 0.05)
+
+
+class SolveSettingsFlagsTest(test_util.TestCase):
+    def test_flags_build_one_solve_settings(self):
+        S = tfnode.SolveSettings
+        for argv, expected in (
+            # Unset: the network's paper's solve.
+            (("--network=anode_resnet",), S(solver="euler", steps=2)),
+            (("--network=mnist_odenet",), S(solver="dopri5", tol=0.1)),
+            (
+                ("--network=tiny_resnet", "--depth=4", "--method=heun"),
+                S(solver="heun", steps=3),
+            ),
+            # A solver alone keeps the paper's grid or tolerances.
+            (
+                ("--network=anode_sqnxt", "--solver=rk4"),
+                S(solver="rk4", steps=2),
+            ),
+            (("--solver=dopri5",), S(solver="dopri5", tol=1e-8)),
+            (("--network=anode_sqnxt", "--solver=tsit5"), S(solver="tsit5")),
+            # Given grid or tolerances replace the paper's.
+            (("--solver=rk4", "--Nt=4"), S(solver="rk4", steps=4)),
+            (
+                ("--solver=bosh3", "--rtol=1e-4", "--max_num_steps=50"),
+                S(solver="bosh3", rtol=1e-4, max_num_steps=50),
+            ),
+            (
+                ("--solver=dopri5", "--adjoint=continuous", "--seminorm"),
+                S(
+                    solver="dopri5",
+                    tol=1e-8,
+                    adjoint=tfnode.adjoints.Continuous(seminorm=True),
+                ),
+            ),
+        ):
+            with self.subTest(argv):
+                self.assertEqual(config_of(*argv).settings, expected)
+                self.assertEqual(flags.solve_settings(parse(*argv)), expected)
+
+    def test_bad_solve_flags_name_the_problem(self):
+        with self.assertRaisesRegex(ValueError, "fixed-step method"):
+            config_of("--network=mnist_odenet", "--solver=euler")
+        with self.assertRaisesRegex(ValueError, "checkpoints= is an option"):
+            config_of("--checkpoints=2")
+        with self.assertRaisesRegex(ValueError, "fixed grid .* tolerances"):
+            config_of("--solver=dopri5", "--steps=2", "--tol=1e-3")
+
+    def test_settings_survive_the_saved_config(self):
+        config = config_of(
+            "--network=anode_sqnxt", "--adjoint=anode", "--checkpoints=2"
+        )
+        saved = json.loads(json.dumps(config.to_dict()))
+        self.assertEqual(saved["settings"], config.settings.get_config())
+        self.assertEqual(training.TrainConfig.from_dict(saved), config)
+        self.assertNotEqual(
+            config.fingerprint(),
+            config.replace(
+                settings=config.settings.replace(checkpoints=3)
+            ).fingerprint(),
+        )
 
 
 class ConfigTest(test_util.TestCase):

@@ -622,7 +622,8 @@ class RobustnessFlagsTest(test_util.TestCase):
 
     def test_bad_values_name_the_allowed_ones(self):
         with self.assertRaisesRegex(
-            absl_flags.IllegalFlagValueError, "choose from: .*rk4"
+            absl_flags.IllegalFlagValueError,
+            "test_solvers must be one of .*'rk4'.*got 'rk5'",
         ):
             self.parse("--test_solvers=euler,rk5")
         for bad in ("0", "-1", "x"):

@@ -1,17 +1,30 @@
 """`TrainConfig`: every setting of a training run, as plain values.
 
-`train.py` fills it from flags; library users build it directly. The
-settings that decide a run's result are its *fingerprint*: a `--model_dir`
-holding a run with another fingerprint is never resumed or overwritten.
-Run-time options (where the data and outputs live, how the work is spread
-over devices, how much is printed) are left out of the fingerprint, so a run
-can be resumed on other hardware.
+`train.py` fills it from flags; library users build it directly. How the
+ODE blocks solve is one `tfnode.SolveSettings` (`settings`), saved with its
+`get_config()`. The settings that decide a run's result are its
+*fingerprint*: a `--model_dir` holding a run with another fingerprint is
+never resumed or overwritten. Run-time options (where the data and outputs
+live, how the work is spread over devices, how much is printed) are left out
+of the fingerprint, so a run can be resumed on other hardware.
+
+```python
+config = TrainConfig(
+    network="anode_sqnxt",
+    settings=tfnode.models.settings_for("anode_sqnxt", solver="rk4",
+                                        adjoint="anode"),
+)
+```
 """
 
 import dataclasses
 import hashlib
 import json
 import os
+
+from tfnode import validation
+from tfnode.settings import SolveSettings
+from tfnode.settings import resolve as resolve_settings
 
 __all__ = [
     "LR_SCHEDULES",
@@ -40,8 +53,10 @@ RUNTIME_FIELDS = (
 class TrainConfig:
     """The settings of one training run (see the flags for their meaning).
 
-    `None` leaves a setting to the network (its paper's solver, grid,
-    tolerance, width) or to the dataset.
+    `None` leaves a setting to the network (its paper's solve, width) or to
+    the dataset. `settings` is a `tfnode.SolveSettings` (or its config
+    dict); `tfnode.models.settings_for(network, ...)` applies solve options
+    over the network's paper default as `train.py` does.
     """
 
     # Network.
@@ -60,17 +75,8 @@ class TrainConfig:
     test_examples: int | None = None
     normalize: str = "none"
     augment: str = "none"
-    # ODE solve.
-    solver: str | None = None
-    adjoint: str = "backprop"
-    steps: int | None = None
-    step_size: float | None = None
-    rtol: float | None = None
-    atol: float | None = None
-    tol: float | None = None
-    checkpoints: int | None = None
-    seminorm: bool = False
-    max_num_steps: int | None = None
+    # ODE solve: the network's paper's when `None`.
+    settings: SolveSettings | None = None
     # Optimization.
     optimizer: str = "adam"
     lr: float = 1e-4
@@ -110,13 +116,18 @@ class TrainConfig:
             "devices",
         ):
             setattr(self, name, tuple(getattr(self, name)))
+        if self.settings is not None:
+            self.settings = resolve_settings(self.settings)
 
     def to_dict(self):
-        """All fields, as JSON-friendly values."""
-        return {
-            key: list(value) if isinstance(value, tuple) else value
-            for key, value in dataclasses.asdict(self).items()
-        }
+        """All fields, as JSON values (`settings` as its `get_config()`)."""
+        values = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, SolveSettings):
+                value = value.get_config()
+            values[field.name] = value
+        return json.loads(json.dumps(values))
 
     def experiment(self):
         """The fields that decide the result (all but `RUNTIME_FIELDS`)."""
@@ -162,21 +173,14 @@ LR_SCHEDULES = ("constant", "step", "cosine")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
-def _choice(argument, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"Unknown {argument}={value!r}; choose one of: "
-            f"{', '.join(str(c) for c in choices)}."
-        )
+def _optional(check, name, value):
+    return None if value is None else check(name, value)
 
 
-def _at_least(argument, value, low, optional=False, integer=True):
-    if value is None and optional:
-        return
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value < low:
-        what = "an int" if integer else "a number"
-        raise ValueError(f"{argument} must be {what} >= {low}; got {value!r}.")
+def _non_negative_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0; got {value!r}.")
+    return value
 
 
 def validate(config):
@@ -186,7 +190,6 @@ def validate(config):
         ValueError: naming the setting and its allowed values.
     """
     # Imported here: the registries pull in TensorFlow and the models.
-    from tfnode import adjoints
     from tfnode import datasets
     from tfnode import models
     from tfnode import solvers
@@ -194,20 +197,20 @@ def validate(config):
     models.get(config.network)
     if config.dataset is not None:
         datasets.get(config.dataset)
-    if config.solver is not None:
-        solvers.get(config.solver)
-    adjoints.get(config.adjoint)
     for name in config.test_solvers:
         solvers.get(name)
-    _choice("normalize", config.normalize, datasets.NORMALIZATIONS)
-    _choice("augment", config.augment, datasets.AUGMENTATIONS)
-    _choice("optimizer", config.optimizer, OPTIMIZERS)
-    _choice("lr_schedule", config.lr_schedule, LR_SCHEDULES)
-    _choice("strategy", config.strategy, STRATEGIES)
-    _choice("verbose", config.verbose, (0, 1, 2))
-    for argument in ("epochs", "batch_size"):
-        _at_least(argument, getattr(config, argument), 1)
-    for argument in (
+    for name, value, allowed in (
+        ("normalize", config.normalize, datasets.NORMALIZATIONS),
+        ("augment", config.augment, datasets.AUGMENTATIONS),
+        ("optimizer", config.optimizer, OPTIMIZERS),
+        ("lr_schedule", config.lr_schedule, LR_SCHEDULES),
+        ("strategy", config.strategy, STRATEGIES),
+        ("verbose", config.verbose, (0, 1, 2)),
+    ):
+        validation.choice(name, value, allowed)
+    for name in ("epochs", "batch_size"):
+        validation.positive_int(name, getattr(config, name))
+    for name in (
         "train_steps",
         "eval_batch_size",
         "train_examples",
@@ -215,20 +218,23 @@ def validate(config):
         "channels",
         "depth",
         "planes",
-        "steps",
-        "checkpoints",
-        "max_num_steps",
     ):
-        _at_least(argument, getattr(config, argument), 1, optional=True)
-    for argument in ("seed", "data_seed"):
-        _at_least(argument, getattr(config, argument), 0)
-    if not (isinstance(config.lr, (int, float)) and config.lr > 0):
-        raise ValueError(f"lr must be a number > 0; got {config.lr!r}.")
-    _at_least("weight_decay", config.weight_decay, 0, integer=False)
-    if not 0 <= config.momentum < 1:
+        _optional(validation.positive_int, name, getattr(config, name))
+    for name in ("seed", "data_seed"):
+        _non_negative_int(name, getattr(config, name))
+    validation.positive_float("lr", config.lr)
+    validation.non_negative_float("weight_decay", config.weight_decay)
+    if validation.non_negative_float("momentum", config.momentum) >= 1:
         raise ValueError(
             f"momentum must be in [0, 1); got {config.momentum!r}."
         )
+    validation.in_interval("lr_decay_factor", config.lr_decay_factor, 0, 1)
+    _check_combinations(config)
+    return config
+
+
+def _check_combinations(config):
+    """Settings that only apply together with others."""
     if config.momentum and config.optimizer == "adam":
         raise ValueError(
             "momentum applies to optimizer=sgd or rmsprop; Adam has none "
@@ -238,10 +244,6 @@ def validate(config):
         config.optimizer == "sgd" and config.momentum > 0
     ):
         raise ValueError("nesterov needs optimizer=sgd and momentum > 0.")
-    if not 0 < config.lr_decay_factor <= 1:
-        raise ValueError(
-            f"lr_decay_factor must be in (0, 1]; got {config.lr_decay_factor}."
-        )
     epochs = list(config.lr_decay_epochs)
     if config.lr_schedule == "step":
         if not epochs:
@@ -266,10 +268,3 @@ def validate(config):
             "devices apply to strategy=mirrored; got "
             f"strategy={config.strategy!r}."
         )
-    if config.step_size is not None and not config.step_size > 0:
-        raise ValueError(f"step_size must be > 0; got {config.step_size}.")
-    for argument in ("rtol", "atol", "tol"):
-        value = getattr(config, argument)
-        if value is not None and not value > 0:
-            raise ValueError(f"{argument} must be > 0; got {value}.")
-    return config

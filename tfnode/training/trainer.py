@@ -98,40 +98,41 @@ class TrainResult:
         return self.history[-1] if self.history else {}
 
 
+_NETWORK_ARGUMENTS = ("channels", "activation", "depth", "method", "planes")
+
+
+def _network_kwargs(config):
+    """The network's own arguments that `config` sets."""
+    return {
+        key: getattr(config, key)
+        for key in _NETWORK_ARGUMENTS
+        if getattr(config, key) is not None
+    }
+
+
 def resolve(config):
-    """Validates `config` and fills in the network's default dataset."""
+    """Validates `config` and fills in the network's default dataset and,
+    when `config.settings` is unset, its paper's solve settings."""
     validate(config)
     if config.dataset is None:
         config = config.replace(dataset=models.default_dataset(config.network))
+    if config.settings is None:
+        config = config.replace(
+            settings=models.settings_for(
+                config.network, network_kwargs=_network_kwargs(config)
+            )
+        )
     return config
 
 
 def build_model(config, info):
-    """The network of `config` for dataset `info` (a `DatasetInfo`)."""
-    kwargs = dict(
-        solver=config.solver,
-        steps=config.steps,
-        step_size=config.step_size,
-        rtol=config.rtol,
-        atol=config.atol,
-        tol=config.tol,
-        adjoint=config.adjoint,
-    )
-    for key in (
-        "channels",
-        "activation",
-        "depth",
-        "method",
-        "planes",
-        "checkpoints",
-        "max_num_steps",
-    ):
-        if getattr(config, key) is not None:
-            kwargs[key] = getattr(config, key)
-    if config.seminorm:
-        kwargs["seminorm"] = True
+    """The network of `config` for dataset `info` (a `DatasetInfo`), its
+    ODE blocks solving with `config.settings` (the paper's when unset)."""
     return models.get(config.network)(
-        input_shape=info.input_shape, num_classes=info.num_classes, **kwargs
+        input_shape=info.input_shape,
+        num_classes=info.num_classes,
+        settings=config.settings,
+        **_network_kwargs(config),
     )
 
 
@@ -140,9 +141,7 @@ def _check_test_solvers(config, model):
     that cannot run."""
     for block in ode_blocks(model):
         for solver in config.test_solvers:
-            robustness.scaled_settings(
-                block, solver, 1.0, config.step_size, config.tol
-            )
+            robustness.scaled_settings(block, solver, 1.0)
 
 
 class _Adaptation:
@@ -216,21 +215,14 @@ def _schedule(config, data):
 
 
 def _describe(config, data, model, epochs, steps_per_epoch, strategy):
-    block = ode_blocks(model)[0]
-    solve = f"{block.solver}"
-    if block.steps is not None:
-        solve += f", {block.steps} steps"
-    elif block.step_size is not None:
-        solve += f", step size {block.step_size:g}"
-    else:
-        solve += f", rtol {block.rtol} atol {block.atol} tol {block.tol}"
+    blocks = ode_blocks(model)
     return (
         f"{config.network} ({model.count_params():,} parameters, "
-        f"{len(ode_blocks(model))} ODE block(s): {solve}, gradient "
-        f"{block.adjoint}) on {config.dataset} ({data.num_train} train / "
-        f"{data.num_test} test): {epochs} epochs of {steps_per_epoch} steps, "
-        f"global batch {config.batch_size} over "
-        f"{strategy.num_replicas_in_sync} replica(s)"
+        f"{len(blocks)} ODE block(s): {blocks[0].settings}) on "
+        f"{config.dataset} ({data.num_train} train / {data.num_test} test): "
+        f"{epochs} epochs of {steps_per_epoch} steps, global batch "
+        f"{config.batch_size} over {strategy.num_replicas_in_sync} "
+        "replica(s)"
     )
 
 
@@ -442,8 +434,6 @@ def _solver_table(config, model, data, batch_size, model_dir):
         data.test_batches(batch_size),
         config.test_solvers,
         config.test_factors,
-        train_step_size=config.step_size,
-        train_tol=config.tol,
     )
     write_json(os.path.join(model_dir, SOLVER_TABLE_FILE), table)
     if any(math.isfinite(row["accuracy"]) for row in table):
