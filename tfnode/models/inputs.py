@@ -5,9 +5,8 @@ concentric-spheres point is a vector `(d,)`, an MNIST image `(28, 28, 1)`,
 a CIFAR-10 image `(32, 32, 3)`.
 """
 
-import numbers
-
 from tfnode import datasets
+from tfnode import validation
 
 __all__ = ["resolve"]
 
@@ -26,22 +25,21 @@ def resolve(dataset, input_shape, num_classes):
     """
     info = datasets.get(dataset)
     shape = info.input_shape if input_shape is None else tuple(input_shape)
-    if not shape or not all(
-        isinstance(size, numbers.Integral)
-        and not isinstance(size, bool)
-        and size > 0
-        for size in shape
-    ):
+    try:
+        if not shape:
+            raise ValueError("empty")
+        shape = tuple(validation.positive_int("size", n) for n in shape)
+    except ValueError:
         raise ValueError(
             f"input_shape must be a tuple of positive ints, without the "
             f"batch axis (e.g. {info.input_shape}); got {input_shape!r}."
-        )
-    shape = tuple(int(size) for size in shape)
+        ) from None
     classes = info.num_classes if num_classes is None else num_classes
-    if (
-        isinstance(classes, bool)
-        or not isinstance(classes, numbers.Integral)
-        or classes < 2
-    ):
-        raise ValueError(f"num_classes must be an int >= 2; got {classes!r}.")
-    return shape, int(classes)
+    try:
+        validation.at_least("num_classes", classes, 2)
+        classes = validation.positive_int("num_classes", classes)
+    except ValueError:
+        raise ValueError(
+            f"num_classes must be an int >= 2; got {classes!r}."
+        ) from None
+    return shape, classes

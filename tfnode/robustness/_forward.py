@@ -1,6 +1,6 @@
 """Forward passes of a classifier and their accuracy, for any solve settings.
 
-The model's solve settings are Python attributes of its ODEBlocks, fixed when
+The model's solve settings are its ODEBlocks' `settings` values, fixed when
 a function is traced; `predictor` therefore traces a new function each time
 it is called, after the settings have been changed.
 """

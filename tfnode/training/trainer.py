@@ -359,22 +359,10 @@ def train(config, *, strategy=None, callbacks=()):
     result = TrainResult(
         config, model_dir, model, history, initial_epoch, chief=chief
     )
-    if adaptation is not None and chief:
-        write_json(
-            os.path.join(model_dir, ADAPTATION_FILE), adaptation.history()
-        )
     if chief:
-        model_path = os.path.join(model_dir, MODEL_FILE)
-        if initial_epoch < epochs or not tf.io.gfile.exists(model_path):
-            model.save(model_path)
-    table_path = os.path.join(model_dir, SOLVER_TABLE_FILE)
-    if config.test_solvers and chief:
-        if initial_epoch >= epochs and tf.io.gfile.exists(table_path):
-            result.solver_table = read_json(table_path)
-        else:
-            result.solver_table = _solver_table(
-                config, model, data, eval_batch_size, model_dir
-            )
+        _write_outputs(
+            result, data, adaptation, initial_epoch < epochs, eval_batch_size
+        )
     if result.final:
         logging.info(
             "Final test accuracy %.4f (test loss %.4f) after %d epochs; "
@@ -385,6 +373,29 @@ def train(config, *, strategy=None, callbacks=()):
             os.path.join(model_dir, METRICS_FILE),
         )
     return result
+
+
+def _write_outputs(result, data, adaptation, trained, eval_batch_size):
+    """The chief's outputs beside the checkpoints: `adaptation.json`,
+    `model.keras` and the cross-solver table (kept from an earlier call when
+    this one trained nothing)."""
+    config, model_dir, model = result.config, result.model_dir, result.model
+    if adaptation is not None:
+        write_json(
+            os.path.join(model_dir, ADAPTATION_FILE), adaptation.history()
+        )
+    model_path = os.path.join(model_dir, MODEL_FILE)
+    if trained or not tf.io.gfile.exists(model_path):
+        model.save(model_path)
+    if not config.test_solvers:
+        return
+    table_path = os.path.join(model_dir, SOLVER_TABLE_FILE)
+    if not trained and tf.io.gfile.exists(table_path):
+        result.solver_table = read_json(table_path)
+    else:
+        result.solver_table = _solver_table(
+            config, model, data, eval_batch_size, model_dir
+        )
 
 
 _ADVICE = (
