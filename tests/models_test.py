@@ -259,6 +259,17 @@ class SolveSettingsTest(test_util.TestCase):
         loaded = keras.saving.load_model(path)
         self.assertEqual(tfnode.ode_blocks(loaded)[0].settings, block.settings)
         self.assertAllClose(loaded(x), model(x))
+        # An ODEBlock of its own: the solver survives its config.
+        direct = tfnode.ODEBlock(
+            keras.layers.Dense(2), solver=solver, steps=3, adjoint="anode"
+        )
+        again = tfnode.ODEBlock.from_config(direct.get_config())
+        self.assertEqual(again.settings, direct.settings)
+        self.assertEqual(again.settings.solver_name, "my_heun")
+        expected = direct(x)
+        again(x)
+        again.set_weights(direct.get_weights())
+        self.assertAllClose(again(x), expected)
 
     def test_ode_options_reach_every_block(self):
         model = models.anode_sqnxt(adjoint="anode", checkpoints=1)

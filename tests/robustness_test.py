@@ -195,6 +195,65 @@ class EvaluateWithSolversTest(test_util.TestCase):
             [v.numpy() for v in block.nfe_counter.variables], counts
         )
 
+    def test_scaled_settings_are_the_training_settings_scaled(self):
+        _, block = controlled_model(
+            self.C,
+            solver="midpoint",
+            steps=4,
+            adjoint=tfnode.adjoints.Anode(checkpoints=2),
+            max_num_steps=77,
+        )
+        # Fixed step: h_train / factor, forward only, other fields kept.
+        self.assertEqual(
+            robustness.scaled_settings(block, "rk4", 2),
+            tfnode.SolveSettings(
+                solver="rk4", step_size=0.125, max_num_steps=77
+            ),
+        )
+        # Adaptive: odeint's default tolerances (or train_tol) x factor.
+        test = robustness.scaled_settings(block, "dopri5", 10)
+        self.assertAllClose((test.rtol, test.atol), (1e-2, 1e-5))
+        self.assertEqual(
+            test,
+            tfnode.SolveSettings(
+                solver="dopri5",
+                rtol=test.rtol,
+                atol=test.atol,
+                max_num_steps=77,
+            ),
+        )
+        self.assertEqual(
+            robustness.scaled_settings(block, "bosh3", 2, train_tol=1e-4),
+            tfnode.SolveSettings(solver="bosh3", tol=2e-4, max_num_steps=77),
+        )
+        _, adaptive = controlled_model(self.C, solver="tsit5", rtol=1e-4)
+        self.assertEqual(
+            robustness.scaled_settings(adaptive, "dopri5", 0.5),
+            adaptive.settings.replace(solver="dopri5", rtol=5e-5, atol=5e-7),
+        )
+        # The block itself is left as it was.
+        self.assertEqual(block.settings.adjoint.checkpoints, 2)
+
+    def test_a_users_own_solver(self):
+        tableau = tfnode.solvers.ButcherTableau(
+            name="my_rk4",
+            order=4,
+            c=(0.0, 0.5, 0.5, 1.0),
+            a=((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
+            b=(1 / 6, 1 / 3, 1 / 3, 1 / 6),
+        )
+        solver = tfnode.solvers.ExplicitRungeKutta(tableau)
+        model, _ = controlled_model(self.C, step_size=0.25)
+        data = (self.X, self.labels())
+        mine, reference = robustness.evaluate_with_solvers(
+            model, data, [solver, "rk4"], [2]
+        )
+        self.assertEqual(mine["solver"], "my_rk4")
+        self.assertEqual(
+            {k: v for k, v in mine.items() if k != "solver"},
+            {k: v for k, v in reference.items() if k != "solver"},
+        )
+
     def test_dataset_input_and_multiple_blocks(self):
         inputs = keras.Input((1,))
         first = tfnode.ODEBlock(Growth(), solver="euler", steps=2)
