@@ -7,17 +7,38 @@ conv  state 32 x 16 x 16 x 32  Conv3x3(32) -> GroupNorm(8) -> ReLU
 ```
 
 A training step solves over t in [0, 1], takes loss = mean(y(1)^2),
-differentiates it and applies one SGD update.
+differentiates it and applies one SGD update. The conv field's GroupNorm is
+`tfnode.layers.GroupNormalization` (what tfnode's fields use), or Keras'
+with `group_norm="keras"`.
 """
 
 import keras
 import tensorflow as tf
 
+import tfnode
+
 PROBLEMS = ("mlp", "conv")
+GROUP_NORMS = {
+    "tfnode": tfnode.layers.GroupNormalization,
+    "keras": keras.layers.GroupNormalization,
+}
 
 
-def make_problem(name, seed=0):
-    """Returns `(field, y0)`: a built Keras vector field and a state."""
+def make_problem(name, seed=0, group_norm="tfnode"):
+    """Returns `(field, y0)`: a built Keras vector field and a state.
+
+    Args:
+        name: One of `PROBLEMS`.
+        seed: Seed of the weights and the state.
+        group_norm: The conv field's GroupNorm layer, `"tfnode"` or
+            `"keras"`.
+    """
+    if group_norm not in GROUP_NORMS:
+        raise ValueError(
+            f"Unknown group_norm={group_norm!r}; choose from "
+            f"{sorted(GROUP_NORMS)}."
+        )
+    norm = GROUP_NORMS[group_norm]
     keras.utils.set_random_seed(seed)
     if name == "mlp":
         field = keras.Sequential(
@@ -28,10 +49,10 @@ def make_problem(name, seed=0):
         field = keras.Sequential(
             [
                 keras.layers.Conv2D(32, 3, padding="same"),
-                keras.layers.GroupNormalization(8),
+                norm(8),
                 keras.layers.ReLU(),
                 keras.layers.Conv2D(32, 3, padding="same"),
-                keras.layers.GroupNormalization(8),
+                norm(8),
             ]
         )
         shape = (32, 16, 16, 32)
