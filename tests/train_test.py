@@ -30,6 +30,7 @@ import train
 from tests import test_util
 from tfnode import training
 from tfnode.training import checkpointing
+from tfnode.training.run_dir import prepare_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = absl_flags.FLAGS
@@ -183,7 +184,11 @@ class FlagfileRunTest(TrainTestCase, parameterized.TestCase):
             self.assertTrue(np.isfinite(row[key]), key)
         self.assertGreater(row["nfe_forward"], 0)
         self.assertGreater(row["nfe_backward"], 0)
-        for output in ("config.json", "model.keras", "checkpoints/ckpt-1.npz"):
+        for output in (
+            "config.json",
+            "model.keras",
+            "checkpoints/ckpt-1.index",
+        ):
             self.assertTrue(os.path.exists(os.path.join(model_dir, output)))
         self.assertNotEmpty(os.listdir(os.path.join(model_dir, "logs")))
         if "resnet_after_all" in name:
@@ -394,6 +399,195 @@ class ModelDirTest(TrainTestCase):
         b = training.default_model_dir(training.resolve(self.config(lr=0.1)))
         self.assertStartsWith(a, os.path.join("runs", "simple_odenet_"))
         self.assertNotEqual(a, b)
+
+
+def small_model_and_optimizer(width=3):
+    """A model with BatchNorm statistics and a Dropout seed generator, and
+    its built SGD-with-momentum optimizer, all variables set at random."""
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(width),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(2),
+        ]
+    )
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    rng = np.random.default_rng(width)
+    for variable in model.variables + optimizer.variables:
+        value = rng.integers(1, 1000, size=variable.shape)
+        variable.assign(value.astype(variable.dtype))
+    return model, optimizer
+
+
+def values(model, optimizer):
+    return [v.numpy() for v in model.variables + optimizer.variables]
+
+
+class CheckpointFormatTest(TrainTestCase):
+    """TensorFlow checkpoints: what they hold, who can read them, and what
+    happens to an interrupted save or a folder of the old format."""
+
+    def test_restores_every_variable_by_object_graph(self):
+        model, optimizer = small_model_and_optimizer()
+        state = dict(history=[dict(epoch=4, train_loss=0.1 + 0.2)], elapsed=2.5)
+        path = checkpointing.save_checkpoint(
+            self.tempdir(), 4, model, optimizer, state
+        )
+        fresh, fresh_optimizer = small_model_and_optimizer()
+        for variable in fresh.variables + fresh_optimizer.variables:
+            variable.assign(tf.zeros_like(variable))
+        # Automatic names differ from the saved model's: matching is by the
+        # object graph.
+        self.assertNotEqual(
+            [v.path for v in model.variables], [v.path for v in fresh.variables]
+        )
+        restored = checkpointing.restore_checkpoint(
+            path, fresh, fresh_optimizer
+        )
+        self.assertEqual(restored, dict(state, epoch=4))
+        self.assertIn("seed_generator_state", [v.name for v in fresh.variables])
+        for a, b in zip(
+            values(model, optimizer),
+            values(fresh, fresh_optimizer),
+            strict=True,
+        ):
+            self.assertAllEqual(a, b)
+
+    def test_tensorflow_reads_them_and_the_newest_are_kept(self):
+        model, optimizer = small_model_and_optimizer()
+        model_dir = self.tempdir()
+        saver = checkpointing.RunCheckpoint(model_dir, model, optimizer, keep=2)
+        for epoch in (1, 2, 3):
+            optimizer.iterations.assign(10 * epoch)
+            path = saver.save(epoch, dict(history=[epoch]))
+        folder = checkpointing.checkpoint_dir(model_dir)
+        self.assertEqual(tf.train.latest_checkpoint(folder), path)
+        self.assertEqual(
+            checkpointing.list_checkpoints(model_dir),
+            [(2, os.path.join(folder, "ckpt-2")), (3, path)],
+        )
+        self.assertEmpty(glob.glob(os.path.join(folder, "ckpt-1*")))
+        reader = tf.train.load_checkpoint(folder)
+        self.assertEqual(
+            reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"), 3
+        )
+        self.assertEqual(
+            reader.get_tensor(
+                "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
+            ),
+            30,
+        )
+        run_state = reader.get_tensor("run_state/.ATTRIBUTES/py_state")
+        self.assertEqual(json.loads(run_state), dict(history=[3]))
+        stored = sorted(
+            reader.get_tensor(name).tobytes()
+            for name, _ in tf.train.list_variables(folder)
+            if name.startswith(("model/", "optimizer/", "others/"))
+        )
+        for value in values(model, optimizer):
+            self.assertIn(value.tobytes(), stored)
+
+    def test_an_interrupted_save_leaves_the_last_complete_one(self):
+        model, optimizer = small_model_and_optimizer()
+        model_dir = self.tempdir()
+        saver = checkpointing.RunCheckpoint(model_dir, model, optimizer)
+        first = saver.save(1, dict(history=[1]))
+        saved = values(model, optimizer)
+        # What a save killed before its end leaves: data files but no index
+        # and no entry in the `checkpoint` file.
+        folder = checkpointing.checkpoint_dir(model_dir)
+        for name in (
+            "ckpt-2_temp/part-00000-of-00001.data-00000-of-00001",
+            "ckpt-2.data-00000-of-00001",
+        ):
+            tf.io.gfile.makedirs(os.path.dirname(os.path.join(folder, name)))
+            with open(os.path.join(folder, name), "wb") as f:
+                f.write(b"\x00" * 7)
+        self.assertEqual(checkpointing.latest_checkpoint(model_dir), (1, first))
+        fresh, fresh_optimizer = small_model_and_optimizer(width=3)
+        for variable in fresh.variables + fresh_optimizer.variables:
+            variable.assign(tf.zeros_like(variable))
+        state = checkpointing.restore_checkpoint(first, fresh, fresh_optimizer)
+        self.assertEqual(state["epoch"], 1)
+        for a, b in zip(saved, values(fresh, fresh_optimizer), strict=True):
+            self.assertAllEqual(a, b)
+        # The resumed run saves epoch 2 again, over the remains.
+        again = checkpointing.RunCheckpoint(model_dir, fresh, fresh_optimizer)
+        again.save(2, dict(history=[1, 2]))
+        self.assertEqual(
+            [e for e, _ in checkpointing.list_checkpoints(model_dir)], [1, 2]
+        )
+
+    def test_another_model_is_refused(self):
+        model, optimizer = small_model_and_optimizer(width=3)
+        path = checkpointing.save_checkpoint(
+            self.tempdir(), 1, model, optimizer, {}
+        )
+        wider, wider_optimizer = small_model_and_optimizer(width=5)
+        with self.assertRaisesRegex(
+            training.CheckpointMismatchError, "does not fit this model"
+        ):
+            checkpointing.restore_checkpoint(path, wider, wider_optimizer)
+
+    def test_model_dir_may_be_any_tf_io_gfile_path(self):
+        # ram:// is TensorFlow's in-memory file system, a URL as gs:// is.
+        model_dir = f"ram://{self.id()}/run"
+        config = self.config(
+            model_dir=model_dir,
+            epochs=2,
+            test_solvers=("rk4",),
+            test_factors=(1.0,),
+        )
+        with self.assertRaises(Interrupted):
+            training.train(config, callbacks=[InterruptAt(1, 2)])
+        self.assertEqual(checkpointing.latest_checkpoint(model_dir)[0], 1)
+        resumed = training.train(config)
+        self.assertEqual(resumed.initial_epoch, 1)
+        self.assertEqual(
+            tf.train.latest_checkpoint(f"{model_dir}/checkpoints"),
+            f"{model_dir}/checkpoints/ckpt-2",
+        )
+        self.assertEqual(
+            sorted(tf.io.gfile.listdir(model_dir)),
+            [
+                "checkpoints",
+                "config.json",
+                "logs",
+                "metrics.json",
+                "model.keras",
+                "solver_table.json",
+                "solver_table.png",
+            ],
+        )
+
+    def test_a_folder_of_the_old_npz_format_is_refused_with_advice(self):
+        config = training.resolve(self.config())
+        prepare_model_dir(config, config.model_dir)
+        folder = checkpointing.checkpoint_dir(config.model_dir)
+        os.makedirs(folder)
+        np.savez(
+            os.path.join(folder, "ckpt-1.npz"),
+            state=np.array(json.dumps(dict(epoch=1))),
+        )
+        with self.assertRaisesRegex(
+            checkpointing.LegacyCheckpointError,
+            "holds checkpoints of the .npz format.*ckpt-1.npz.*cannot resume "
+            "that run.*--overwrite",
+        ):
+            training.train(config)
+        # train.py reports it as a message, without a traceback.
+        self.assertTrue(
+            issubclass(checkpointing.LegacyCheckpointError, train._RUN_ERRORS)
+        )
+        result = training.train(config.replace(overwrite=True, epochs=1))
+        self.assertEqual(
+            [e for e, _ in checkpointing.list_checkpoints(config.model_dir)],
+            [1],
+        )
+        self.assertLen(result.history, 1)
 
 
 class NonFiniteTest(TrainTestCase):

@@ -15,12 +15,12 @@ learning_rate                 at the end of the epoch
 wall_time, elapsed            seconds of this epoch, and of the run so far
 ```
 
-and, on the chief, writes a checkpoint, `metrics.json` and TensorBoard
-scalars. An epoch whose loss turned NaN or infinite is never recorded.
+and, on the chief, writes `metrics.json`, a checkpoint
+(`tfnode.training.checkpointing`) and TensorBoard scalars. An epoch whose
+loss turned NaN or infinite is never recorded.
 """
 
 import math
-import os
 import time
 
 import keras
@@ -130,8 +130,8 @@ def _current_learning_rate(optimizer):
 
 
 class EpochRecorder(keras.callbacks.Callback):
-    """Records each finished epoch: a metrics row, and on the chief a
-    checkpoint, `metrics.json` and TensorBoard scalars.
+    """Records each finished epoch: a metrics row, and on the chief
+    `metrics.json`, a checkpoint and TensorBoard scalars.
 
     Args:
         model_dir: The run's folder.
@@ -141,7 +141,8 @@ class EpochRecorder(keras.callbacks.Callback):
         elapsed: Seconds spent by the epochs before.
         guard: The run's `NonFiniteLossGuard`; a failed epoch is skipped.
         extra_state: `extra_state()` returns more JSON state to checkpoint
-            (e.g. step adaptation's), or `None`.
+            (e.g. step adaptation's), or `None`. The checkpoint's state
+            holds `history` and `elapsed` besides.
         keep: Checkpoints to keep.
     """
 
@@ -166,13 +167,14 @@ class EpochRecorder(keras.callbacks.Callback):
         self.extra_state = extra_state
         self.keep = keep
         self.last_checkpoint = None
+        self._checkpoint = None
         self._writer = None
         self._start = None
 
     def on_train_begin(self, logs=None):
         if self.chief and self._writer is None:
             self._writer = tf.summary.create_file_writer(
-                os.path.join(self.model_dir, LOG_DIR)
+                tf.io.gfile.join(self.model_dir, LOG_DIR)
             )
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -195,20 +197,18 @@ class EpochRecorder(keras.callbacks.Callback):
         self.history.append(row)
         if not self.chief:
             return
-        state = dict(
-            epoch=epoch + 1, history=self.history, elapsed=self.elapsed
-        )
+        state = dict(history=self.history, elapsed=self.elapsed)
         if self.extra_state is not None:
             state.update(self.extra_state() or {})
-        self.last_checkpoint = checkpointing.save_checkpoint(
-            self.model_dir,
-            epoch + 1,
-            self.model,
-            optimizer,
-            state,
-            keep=self.keep,
-        )
-        write_json(os.path.join(self.model_dir, METRICS_FILE), self.history)
+        # metrics.json first: a run killed between the two writes resumes
+        # from the checkpoint before and rewrites this row identically,
+        # whereas a missing row of a finished run would never be written.
+        write_json(tf.io.gfile.join(self.model_dir, METRICS_FILE), self.history)
+        if self._checkpoint is None:
+            self._checkpoint = checkpointing.RunCheckpoint(
+                self.model_dir, self.model, optimizer, keep=self.keep
+            )
+        self.last_checkpoint = self._checkpoint.save(epoch + 1, state)
         self._write_summaries(row, logs or {})
 
     def _write_summaries(self, row, logs):

@@ -2,7 +2,8 @@
 
 ```none
 <model_dir>/config.json      the configuration that owns the folder
-<model_dir>/checkpoints/     one checkpoint per epoch (the newest kept)
+<model_dir>/checkpoints/     TensorFlow checkpoints, one per finished epoch
+                             (the newest kept; `tfnode.training.checkpointing`)
 <model_dir>/metrics.json     per-epoch metrics
 <model_dir>/logs/            TensorBoard events
 <model_dir>/model.keras      the trained model
@@ -10,11 +11,11 @@
 
 Starting a run in a folder that holds a run of the same configuration
 resumes it; a folder holding another configuration, or files of anything
-else, is an error unless `overwrite` is set, which deletes it first.
+else, is an error unless `overwrite` is set, which deletes it first. Every
+file goes through `tf.io.gfile`, so `model_dir` may be a cloud bucket.
 """
 
 import json
-import os
 import time
 
 import tensorflow as tf
@@ -78,7 +79,7 @@ def prepare_model_dir(config, model_dir, chief=True):
             files that are not a run's, or a run while `resume` is off; the
             message names the differences and the way out.
     """
-    config_path = os.path.join(model_dir, CONFIG_FILE)
+    config_path = tf.io.gfile.join(model_dir, CONFIG_FILE)
     if config.overwrite:
         if chief and tf.io.gfile.exists(model_dir):
             tf.io.gfile.rmtree(model_dir)
