@@ -97,14 +97,11 @@ class DefineTest(test_util.TestCase):
             "--test_solvers=euler,rk4",
             "--test_factors=0.5,2",
         )
-        self.assertEqual(
-            config.settings,
-            tfnode.SolveSettings(
-                solver="midpoint",
-                steps=4,
-                adjoint=tfnode.adjoints.Anode(checkpoints=3),
-            ),
+        expected = tfnode.SolveSettings.from_options(
+            solver="rk2", steps=4, adjoint="anode", checkpoints=3
         )
+        self.assertEqual(config.settings, expected)
+        self.assertEqual(config.settings.adjoint.checkpoints, 3)
         self.assertEqual(config.depth, 16)
         self.assertEqual(config.method, "heun")
         self.assertEqual(config.lr_decay_epochs, (150, 250))

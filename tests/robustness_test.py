@@ -82,6 +82,12 @@ class EvaluateWithSolversTest(test_util.TestCase):
     def labels(self):
         return (math.e * self.X[:, 0] > self.C).astype(np.int64)
 
+    def evaluate(self, model, solvers, factors):
+        """The table of `model` on `X` for `solvers` x `factors`."""
+        return robustness.evaluate_with_solvers(
+            model, (self.X, self.labels()), solvers, factors
+        )
+
     def expected_accuracy(self, g):
         boundary = self.C / g
         self.assertGreater(np.min(np.abs(self.X - boundary)), 1e-4)
@@ -123,12 +129,7 @@ class EvaluateWithSolversTest(test_util.TestCase):
 
     def test_fixed_step_rows_scale_the_step_count(self):
         model, _ = controlled_model(self.C, step_size=0.25)
-        table = robustness.evaluate_with_solvers(
-            model,
-            (self.X, self.labels()),
-            ["euler", "midpoint", "rk4"],
-            [0.5, 1, 2],
-        )
+        table = self.evaluate(model, ["euler", "midpoint", "rk4"], [0.5, 1, 2])
         stages = {"euler": 1, "midpoint": 2, "rk4": 4}
         for row in table:
             # h_test = h_train / factor: factor times the 4 training steps
@@ -150,9 +151,7 @@ class EvaluateWithSolversTest(test_util.TestCase):
 
     def test_adaptive_rows_scale_the_tolerance(self):
         model, _ = controlled_model(self.C, step_size=0.25)
-        table = robustness.evaluate_with_solvers(
-            model, (self.X, self.labels()), ["dopri5"], [0.1, 10]
-        )
+        table = self.evaluate(model, ["dopri5"], [0.1, 10])
         for row, factor in zip(table, (0.1, 10), strict=True):
             self.assertIsNone(row["steps"])
             self.assertIsNone(row["step_size"])
@@ -166,15 +165,11 @@ class EvaluateWithSolversTest(test_util.TestCase):
 
     def test_train_tol_and_steps_are_scaled(self):
         model, _ = controlled_model(self.C, solver="dopri5", tol=1e-2)
-        rows = robustness.evaluate_with_solvers(
-            model, (self.X, self.labels()), ["dopri5"], [0.5]
-        )
+        rows = self.evaluate(model, ["dopri5"], [0.5])
         self.assertAllClose(rows[0]["tol"], 5e-3)
         self.assertAllClose(rows[0]["atol"], 5e-3)
         model, _ = controlled_model(self.C, solver="midpoint", steps=3)
-        rows = robustness.evaluate_with_solvers(
-            model, (self.X, self.labels()), ["midpoint"], [2]
-        )
+        rows = self.evaluate(model, ["midpoint"], [2])
         self.assertEqual(rows[0]["steps"], 6)
         self.assertAllClose(rows[0]["step_size"], 1 / 6)
 
@@ -186,9 +181,7 @@ class EvaluateWithSolversTest(test_util.TestCase):
         model.predict(self.X, verbose=0)
         counts = [v.numpy() for v in block.nfe_counter.variables]
         before = block.get_config()
-        robustness.evaluate_with_solvers(
-            model, (self.X, self.labels()), ["rk4", "dopri5"], [1, 2]
-        )
+        self.evaluate(model, ["rk4", "dopri5"], [1, 2])
         self.assertEqual(block.get_config(), before)
         self.assertEqual(block.settings.adjoint.name, "reversible")
         self.assertAllEqual(
@@ -288,12 +281,7 @@ class EvaluateWithSolversTest(test_util.TestCase):
 
     def test_plot_solver_table_writes_a_png(self):
         model, _ = controlled_model(self.C, step_size=0.25)
-        table = robustness.evaluate_with_solvers(
-            model,
-            (self.X, self.labels()),
-            ["euler", "rk4", "dopri5"],
-            [0.5, 1, 2],
-        )
+        table = self.evaluate(model, ["euler", "rk4", "dopri5"], [0.5, 1, 2])
         path = os.path.join(self.get_temp_dir(), "sub", "table.png")
         robustness.plot_solver_table(table, path, title="test")
         sweep = os.path.join(self.get_temp_dir(), "sweep.png")

@@ -22,6 +22,7 @@ Every weight is kaiming-normal (fan_in), every bias zero, as the reference's
 
 import keras
 
+from tfnode import datasets
 from tfnode.layers import ODEBlock
 from tfnode.layers.vector_fields import Conv1DField
 from tfnode.layers.vector_fields import Conv2DField
@@ -36,6 +37,10 @@ __all__ = ["PAPER_SETTINGS", "linear_odenet", "odenet", "simple_odenet"]
 PAPER_SETTINGS = RESNET_AFTER_ALL
 
 _ARGS = """
+
+    Args:
+        input_shape: Input shape without the batch axis; `{shape}`
+            ({dataset}) when unset.
         num_classes: Number of classes; the default dataset's when unset.
         channels: Hidden channels of the ODE function (the reference's
             `ch_residual_block`). Default value: `32`.
@@ -101,7 +106,8 @@ def _builder(name, dataset, field_class, prepare, summary):
         )
 
     build.__name__ = build.__qualname__ = name
-    build.__doc__ = summary + _ARGS
+    shape = datasets.get(dataset).input_shape
+    build.__doc__ = summary + _ARGS.format(shape=shape, dataset=dataset)
     return build
 
 
@@ -111,11 +117,7 @@ simple_odenet = _builder(
     Conv1DField,
     _as_sequence,
     """`simple_odenet`: a Conv1D ODE function on points `(d,)`, seen as
-    `(d, 1)` sequences; concentric_sphere2 by default (3,207 parameters).
-
-    Args:
-        input_shape: Input shape without the batch axis; `(2,)`
-            (concentric_sphere2) when unset.""",
+    `(d, 1)` sequences; concentric_sphere2 by default (3,207 parameters).""",
 )
 linear_odenet = _builder(
     "linear_odenet",
@@ -123,11 +125,7 @@ linear_odenet = _builder(
     DenseField,
     lambda points: points,
     """`linear_odenet`: a dense ODE function on points `(d,)`;
-    concentric_sphere2 by default (1,224 parameters).
-
-    Args:
-        input_shape: Input shape without the batch axis; `(2,)`
-            (concentric_sphere2) when unset.""",
+    concentric_sphere2 by default (1,224 parameters).""",
 )
 odenet = _builder(
     "odenet",
@@ -136,9 +134,5 @@ odenet = _builder(
     lambda images: images,
     """`odenet`: a Conv2D ODE function on the raw image; CIFAR-10 by
     default (40,205 parameters at `channels=32`, 179,213 at 128; on MNIST
-    17,195 and 155,819).
-
-    Args:
-        input_shape: Input shape without the batch axis; `(32, 32, 3)`
-            (CIFAR-10) when unset.""",
+    17,195 and 155,819).""",
 )
