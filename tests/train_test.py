@@ -26,6 +26,7 @@ from absl.testing import flagsaver
 from absl.testing import parameterized
 
 import flags
+import tfnode
 import train
 from tests import test_util
 from tfnode import training
@@ -212,9 +213,9 @@ class NetworkRunTest(TrainTestCase):
                 network="linear_odenet",
                 dataset="concentric_sphere3",
                 epochs=2,
-                solver="rk4",
-                steps=2,
-                adjoint="anode",
+                settings=tfnode.SolveSettings(
+                    solver="rk4", steps=2, adjoint="anode"
+                ),
             )
         )
         self.assertEqual(result.final["nfe_forward"], 8)
