@@ -42,14 +42,19 @@ _LOW_PRECISION = (tf.float16, tf.bfloat16)
 
 
 def _group_sum(per_channel, groups):
-    """Sums `(batch, channels)` over the channels of each group, broadcast
-    back to `(batch, channels)`."""
-    batch = tf.shape(per_channel)[0]
+    """Sums `(batch, 1, channels)` over the channels of each group,
+    broadcast back to `(batch, 1, channels)`."""
     channels = per_channel.shape[-1]
-    grouped = tf.reshape(per_channel, [batch, groups, channels // groups])
+    if groups == channels:  # one channel per group: nothing to sum
+        return per_channel
+    if groups == 1:
+        summed = tf.reduce_sum(per_channel, axis=2, keepdims=True)
+        return tf.broadcast_to(summed, tf.shape(per_channel))
+    grouped_shape = [-1, groups, channels // groups]
+    grouped = tf.reshape(per_channel, grouped_shape)
     summed = tf.reduce_sum(grouped, axis=2, keepdims=True)
     return tf.reshape(
-        tf.broadcast_to(summed, tf.shape(grouped)), [batch, channels]
+        tf.broadcast_to(summed, tf.shape(grouped)), tf.shape(per_channel)
     )
 
 
@@ -58,33 +63,33 @@ def _normalize(x, gamma, beta, groups, epsilon):
     gradient; `gamma`, `beta` are `(channels,)` tensors."""
     shape = tf.shape(x)
     channels = x.shape[-1]
-    batch = shape[0]
+    rows_shape = tf.stack([shape[0], -1, channels])
 
     @tf.custom_gradient
     def forward(x, gamma, beta):
-        rows = tf.reshape(x, [batch, -1, channels])
+        rows = tf.reshape(x, rows_shape)
         count = tf.cast(tf.shape(rows)[1] * (channels // groups), x.dtype)
-        mean = _group_sum(tf.reduce_sum(rows, axis=1), groups) / count
-        mean = mean[:, None, :]
-        squares = tf.reduce_sum(tf.math.squared_difference(rows, mean), 1)
+        total = _group_sum(tf.reduce_sum(rows, 1, keepdims=True), groups)
+        mean = total / count
+        squares = tf.reduce_sum(
+            tf.math.squared_difference(rows, mean), 1, keepdims=True
+        )
         rstd = tf.math.rsqrt(_group_sum(squares, groups) / count + epsilon)
-        rstd = rstd[:, None, :]
         scale = rstd * gamma
         y = tf.reshape(rows * scale + (beta - mean * scale), shape)
 
         def backward(dy):
-            dy_rows = tf.reshape(dy, [batch, -1, channels])
-            sum_dy = tf.reduce_sum(dy_rows, axis=1)[:, None, :]
-            sum_dy_x = tf.reduce_sum(dy_rows * rows, axis=1)[:, None, :]
+            dy_rows = tf.reshape(dy, rows_shape)
+            sum_dy = tf.reduce_sum(dy_rows, 1, keepdims=True)
+            sum_dy_x = tf.reduce_sum(dy_rows * rows, 1, keepdims=True)
             # sum of dy * (x - mean) per (sample, channel).
             sum_dy_centered = sum_dy_x - mean * sum_dy
             dgamma = tf.reduce_sum(sum_dy_centered * rstd, axis=[0, 1])
             dbeta = tf.reduce_sum(sum_dy, axis=[0, 1])
-            mean_g = _group_sum(gamma * sum_dy[:, 0], groups)[:, None] / count
+            # Group means of g = gamma * dy and of g * x_hat.
+            mean_g = _group_sum(gamma * sum_dy, groups) / count
             mean_g_xhat = (
-                _group_sum(gamma * sum_dy_centered[:, 0], groups)[:, None]
-                * rstd
-                / count
+                _group_sum(gamma * sum_dy_centered, groups) * rstd / count
             )
             x_coeff = -rstd * rstd * mean_g_xhat
             offset = rstd * (mean * rstd * mean_g_xhat - mean_g)

@@ -82,6 +82,7 @@ class TrainingLoop:
         self._key = None
         self._train_step = None
         self._test_step = None
+        self._test_steps = {}
 
     # ------------------------------------------------------------- steps
 
@@ -119,12 +120,15 @@ class TrainingLoop:
         @tf.function
         def train_step(iterator):
             strategy.run(replica_train, args=next(iterator))
+            # The logs come back with the step: one call per step, no
+            # eager metric reads in between.
+            return self._log_tensors(self.train_metrics)
 
-        @tf.function(reduce_retracing=True)
         def test_step(batch):
             strategy.run(replica_test, args=batch)
 
         self._train_step, self._test_step = train_step, test_step
+        self._test_steps = {}
 
     def _steps(self):
         key = _settings_key(self.blocks)
@@ -133,17 +137,43 @@ class TrainingLoop:
             self._key = key
         return self._train_step, self._test_step
 
+    def _test_step_for(self, distributed_dataset):
+        """The test step, traced once for every batch of the dataset (the
+        last, shorter batch included) through its element spec."""
+        _, test_step = self._steps()
+        spec = distributed_dataset.element_spec
+        try:
+            key = hash(spec)
+        except TypeError:  # an unhashable spec: retrace on new shapes
+            key = None
+        if key not in self._test_steps:
+            if key is None:
+                step = tf.function(test_step, reduce_retracing=True)
+            else:
+                step = tf.function(test_step, input_signature=[spec])
+            self._test_steps[key] = step
+        return self._test_steps[key]
+
     # ----------------------------------------------------------- metrics
 
-    def _logs(self, metrics, prefix="", backward=True):
-        logs = {f"{prefix}{m.name}": float(m.result()) for m in metrics}
+    def _log_tensors(self, metrics, prefix="", backward=True):
+        """`{name: scalar tensor}` of `metrics` and the blocks' NFE."""
+        logs = {f"{prefix}{m.name}": m.result() for m in metrics}
         for block in self.blocks:
             if not block.track_nfe:
                 continue
             for key, value in block.nfe_counter.result().items():
                 if backward or not key.endswith("_backward"):
-                    logs[f"{prefix}{key}"] = float(value)
+                    logs[f"{prefix}{key}"] = value
         return logs
+
+    def _logs(self, metrics, prefix="", backward=True):
+        return {
+            key: float(value)
+            for key, value in self._log_tensors(
+                metrics, prefix, backward
+            ).items()
+        }
 
     def _reset(self, metrics):
         for metric in metrics:
@@ -157,8 +187,9 @@ class TrainingLoop:
         """Tests on `dataset` (global batches); returns `val_`-prefixed
         logs."""
         self._reset(self.test_metrics)
-        _, test_step = self._steps()
-        for batch in self.strategy.experimental_distribute_dataset(dataset):
+        batches = self.strategy.experimental_distribute_dataset(dataset)
+        test_step = self._test_step_for(batches)
+        for batch in batches:
             test_step(batch)
         return self._logs(self.test_metrics, prefix="val_", backward=False)
 
@@ -210,8 +241,10 @@ class TrainingLoop:
             for step in range(steps_per_epoch):
                 callback_list.on_train_batch_begin(step)
                 train_step, _ = self._steps()
-                train_step(iterator)
-                logs = self._logs(self.train_metrics)
+                logs = {
+                    key: float(value)
+                    for key, value in train_step(iterator).items()
+                }
                 callback_list.on_train_batch_end(step, logs)
                 if model.stop_training:
                     break
