@@ -100,6 +100,33 @@ class GroupNormalizationTest(test_util.TestCase):
             grouped.var(axis=(1, 3)), np.ones((shape[0], groups)), atol=1e-3
         )
 
+    @test_util.parameterized.named_parameters(
+        ("tf_function", "tf_function"), ("xla", "xla")
+    )
+    def test_gradient_through_a_while_loop(self, mode):
+        # As in a solve: the layer inside a loop body, differentiated
+        # through the loop (XLA needs every shape of the gradient static).
+        shape = (3, 4, 4, 8)
+        keras_layer, layer = _pair(shape, 4, epsilon=1e-5)
+        x, w = _inputs(shape, seed=3)
+
+        def run(norm):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                _, y = tf.while_loop(
+                    lambda i, y: i < 3,
+                    lambda i, y: (i + 1, y + 0.1 * norm(y)),
+                    (0, x),
+                    maximum_iterations=3,
+                )
+                loss = tf.reduce_sum(y * w)
+            return tape.gradient(loss, [x, *norm.trainable_weights])
+
+        expected = test_util.run_in_mode(lambda: run(keras_layer), "eager")
+        actual = test_util.run_in_mode(lambda: run(layer), mode)
+        for a, e in zip(actual, expected, strict=True):
+            self.assertAllCloseRelative(a, e, rtol=1e-5)
+
     def test_gradient_matches_finite_differences(self):
         shape = (2, 3, 3, 4)
         x, _ = _inputs(shape, seed=2)

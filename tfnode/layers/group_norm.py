@@ -61,12 +61,18 @@ def _group_sum(per_channel, groups):
 def _normalize(x, gamma, beta, groups, epsilon):
     """Group norm of `x` (batch, ..., channels) with its closed-form
     gradient; `gamma`, `beta` are `(channels,)` tensors."""
-    shape = tf.shape(x)
     channels = x.shape[-1]
-    rows_shape = tf.stack([shape[0], -1, channels])
+
+    def shapes(tensor):
+        # Shapes are taken from the tensor at hand, in the forward and in
+        # the backward pass alike: a shape carried from the forward pass
+        # into the gradient of a loop is no compile-time constant for XLA.
+        shape = tf.shape(tensor)
+        return shape, tf.stack([shape[0], -1, channels])
 
     @tf.custom_gradient
     def forward(x, gamma, beta):
+        shape, rows_shape = shapes(x)
         rows = tf.reshape(x, rows_shape)
         count = tf.cast(tf.shape(rows)[1] * (channels // groups), x.dtype)
         total = _group_sum(tf.reduce_sum(rows, 1, keepdims=True), groups)
@@ -79,7 +85,8 @@ def _normalize(x, gamma, beta, groups, epsilon):
         y = tf.reshape(rows * scale + (beta - mean * scale), shape)
 
         def backward(dy):
-            dy_rows = tf.reshape(dy, rows_shape)
+            dy_shape, dy_rows_shape = shapes(dy)
+            dy_rows = tf.reshape(dy, dy_rows_shape)
             sum_dy = tf.reduce_sum(dy_rows, 1, keepdims=True)
             sum_dy_x = tf.reduce_sum(dy_rows * rows, 1, keepdims=True)
             # sum of dy * (x - mean) per (sample, channel).
@@ -94,7 +101,7 @@ def _normalize(x, gamma, beta, groups, epsilon):
             x_coeff = -rstd * rstd * mean_g_xhat
             offset = rstd * (mean * rstd * mean_g_xhat - mean_g)
             dx = dy_rows * scale + (rows * x_coeff + offset)
-            return tf.reshape(dx, shape), dgamma, dbeta
+            return tf.reshape(dx, dy_shape), dgamma, dbeta
 
         return y, backward
 
