@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 DEFAULT_OUTPUT_DIR = "docs/reproductions"
+_SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
@@ -32,6 +33,8 @@ __all__ = [
     "current_rss_mb",
     "relative_error",
     "run_children",
+    "run_train",
+    "fit_classifier",
     "save_figure",
     "write_results",
 ]
@@ -193,6 +196,103 @@ def loglog_slope(x, y):
 
 
 # ------------------------------------------------------------------- memory
+
+
+def fit_classifier(
+    model, data, optimizer, batch_size, epochs, seed, run_eagerly=False
+):
+    """Trains a compiled-here classifier with `model.fit`, one epoch at a
+    time, testing after each.
+
+    Args:
+        model: A Keras model from inputs to logits.
+        data: A `tfnode.datasets.ClassificationData`.
+        optimizer: A Keras optimizer.
+        batch_size: Training batch.
+        epochs: Number of epochs.
+        seed: Seed of the data order.
+        run_eagerly: Skip tracing (for a few steps, tracing costs more).
+
+    Returns:
+        One dict per epoch: `epoch`, `train_loss`, `train_accuracy`,
+        `test_loss`, `test_accuracy`, `nfe_forward`, `nfe_backward` (per
+        model pass, summed over ODE blocks), `wall_time` (training seconds)
+        and `test_time` (seconds to test).
+    """
+    import keras
+
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        run_eagerly=run_eagerly,
+    )
+    steps = data.steps_per_epoch(batch_size)
+    train = data.train_batches(batch_size, seed=seed)
+    test = data.test_batches(min(500, data.num_test))
+    rows = []
+    for epoch in range(epochs):
+        start = time.time()
+        logs = model.fit(
+            train,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            steps_per_epoch=steps,
+            verbose=0,
+        ).history
+        wall_time = time.time() - start
+        start = time.time()
+        scores = model.evaluate(test, verbose=0, return_dict=True)
+        rows.append(
+            dict(
+                epoch=epoch + 1,
+                train_loss=float(logs["loss"][-1]),
+                train_accuracy=float(logs["accuracy"][-1]),
+                test_loss=float(scores["loss"]),
+                test_accuracy=float(scores["accuracy"]),
+                nfe_forward=_nfe_sum(logs, "_nfe_forward"),
+                nfe_backward=_nfe_sum(logs, "_nfe_backward"),
+                wall_time=wall_time,
+                test_time=time.time() - start,
+            )
+        )
+    return rows
+
+
+def _nfe_sum(logs, suffix):
+    return float(sum(v[-1] for k, v in logs.items() if k.endswith(suffix)))
+
+
+def run_train(flags, model_dir, timeout=3600):
+    """Runs the project's `train.py` with `flags` into a fresh `model_dir`
+    and returns its `metrics.json` rows (one per epoch) and its wall time.
+
+    Raises:
+        RuntimeError: with the end of its output, when it fails.
+    """
+    train_py = os.path.join(os.path.dirname(_SCRIPTS), "train.py")
+    start = time.time()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            train_py,
+            *flags,
+            f"--model_dir={model_dir}",
+            "--overwrite",
+            "--verbose=0",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    seconds = time.time() - start
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"train.py {' '.join(flags)} failed:\n{proc.stderr[-3000:]}"
+        )
+    with open(os.path.join(model_dir, "metrics.json")) as f:
+        return json.load(f), seconds
 
 
 def current_rss_mb():

@@ -247,6 +247,8 @@ def plot_gradients(rows, fitted, path):
             lw=0.8,
             label="O(1/N^2)",
         )
+        ax.set_xticks(depths, [f"{d:g}" for d in depths], minor=False)
+        ax.set_xticks([], minor=True)
         ax.set_xlabel("depth N")
         ax.set_ylabel("relative gradient error")
         ax.set_title(f"{family} weights in depth", fontsize=10)
