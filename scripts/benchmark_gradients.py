@@ -62,6 +62,12 @@ def define_flags():
     absl_flags.DEFINE_integer("repeats", 3, "Timed training steps.")
     absl_flags.DEFINE_integer("threads", 2, "Intra-op threads.")
     absl_flags.DEFINE_string("output", None, "Also write the rows as JSON.")
+    absl_flags.DEFINE_enum(
+        "group_norm",
+        "tfnode",
+        list(standard_problems.GROUP_NORMS),
+        "GroupNorm layer of the conv field.",
+    )
     absl_flags.DEFINE_string(
         "child", None, "Internal: run one configuration (JSON) and report."
     )
@@ -93,7 +99,9 @@ def _training_step(field, y0, settings, counter):
 def _run_child(config):
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-    field, y0 = standard_problems.make_problem(config["problem"])
+    field, y0 = standard_problems.make_problem(
+        config["problem"], group_norm=FLAGS.group_norm
+    )
     settings = {"solver": config["solver"], **config["settings"]}
     counter = tfnode.NFECounter()
     step = _training_step(field, y0, settings, counter)
@@ -159,6 +167,7 @@ def _measure(problem, solver, settings):
             f"--child={json.dumps(config)}",
             f"--repeats={FLAGS.repeats}",
             f"--threads={FLAGS.threads}",
+            f"--group_norm={FLAGS.group_norm}",
         ],
         capture_output=True,
         text=True,
