@@ -197,7 +197,10 @@ def plot(rows, path):
         top.set_title(f"{network}: continuous adjoint vs exact", fontsize=10)
         top.set_ylabel("relative gradient error")
         bottom.set_ylabel("cosine similarity")
+        grid = sorted({r["steps"] for r in rows if r["network"] == network})
         for ax in (top, bottom):
+            ax.set_xticks(grid, [str(n) for n in grid], minor=False)
+            ax.set_xticks([], minor=True)
             ax.set_xlabel("steps per block Nt")
             ax.grid(alpha=0.3, which="both")
         top.legend(fontsize=7, title="faint: blocks 1-4", title_fontsize=7)
