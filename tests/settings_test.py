@@ -166,7 +166,8 @@ class UserSolverTest(test_util.TestCase):
                     lambda t, y: -y, y0, t,
                     solver=solver, steps=64, adjoint=adjoint,
                 )[-1]
-            grads[adjoint] = tape.gradient(tf.reduce_sum(y1), y0)
+                loss = tf.reduce_sum(y1)
+            grads[adjoint] = tape.gradient(loss, y0)
             self.assertAllClose(y1, exact, rtol=1e-4)
         self.assertAllClose(grads["backprop"], grads["anode"], rtol=1e-12)
         # Second order: doubling the steps cuts the error about 4x.

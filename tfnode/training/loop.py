@@ -31,19 +31,8 @@ __all__ = ["TrainingLoop"]
 
 
 def _settings_key(blocks):
-    return tuple(
-        (
-            block.solver,
-            block.steps,
-            block.step_size,
-            block.rtol,
-            block.atol,
-            block.tol,
-            block.adjoint,
-            tuple(sorted((k, repr(v)) for k, v in block.options.items())),
-        )
-        for block in blocks
-    )
+    """Retracing key: the blocks' `SolveSettings` values (hashable)."""
+    return tuple(block.settings for block in blocks)
 
 
 class TrainingLoop:
