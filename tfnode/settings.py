@@ -256,9 +256,7 @@ class SolveSettings:
         current = {
             f.name: getattr(self, f.name) for f in dataclasses.fields(self)
         }
-        if set(fields) & set(_GRID):
-            current.update(steps=None, step_size=None, rtol=None, atol=None)
-        if set(fields) & set(_TOLERANCES):
+        if set(fields) & {*_GRID, *_TOLERANCES}:
             current.update(steps=None, step_size=None, rtol=None, atol=None)
         if "adjoint" in fields or method_options:
             current["adjoint"] = _configured_method(

@@ -27,7 +27,6 @@ from tfnode.adjoints.base import CustomGradientMethod
 from tfnode.adjoints.base import add
 from tfnode.adjoints.base import at
 from tfnode.adjoints.base import vjp
-from tfnode.norms import rms_norm
 from tfnode.stepping import sequential_while_loop
 from tfnode.validation import positive_float
 from tfnode.validation import positive_int
@@ -230,7 +229,6 @@ class Continuous(CustomGradientMethod):
 def _seminorm(norm, n_y):
     """`max(norm(state), norm(state adjoint))`: the parameter adjoints get
     zero weight (Kidger et al. 2021, Sec. 3)."""
-    norm = norm or rms_norm
 
     def seminorm(scaled_errors):
         return tf.maximum(

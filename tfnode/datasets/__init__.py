@@ -126,7 +126,7 @@ for _dim in DIMENSIONS:
             loader=functools.partial(_load_spheres, _dim),
         ),
     )
-REGISTRY.register(
+MNIST = REGISTRY.register(
     "mnist",
     DatasetInfo(
         name="mnist",
@@ -143,15 +143,11 @@ REGISTRY.register(
 # The same digits (a subset), preprocessed and normalised as `mnist`.
 REGISTRY.register(
     "mnist_package",
-    DatasetInfo(
+    dataclasses.replace(
+        MNIST,
         name="mnist_package",
-        input_shape=(28, 28, 1),
-        num_classes=10,
         train_size=4_000,
         test_size=1_000,
-        image=True,
-        mean=(0.1307,),
-        std=(0.3081,),
         loader=_load_package_digits,
     ),
 )
