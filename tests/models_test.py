@@ -127,6 +127,17 @@ class ParameterCountTest(test_util.TestCase):
             tfnode.ode_blocks(model)[0].output.shape[1:], (26, 26, 6)
         )
 
+    def test_blog_stem_uses_the_fast_group_norm(self):
+        # tfnode's layer holds Keras' weights under Keras' names, so counts
+        # and checkpoints of the stem are unchanged.
+        stem = models.mnist_odenet().get_layer("gn")
+        self.assertIsInstance(stem, tfnode.layers.GroupNormalization)
+        self.assertEqual(stem.groups, 6)
+        self.assertEqual(
+            [(w.name, tuple(w.shape)) for w in stem.weights],
+            [("gamma", (6,)), ("beta", (6,))],
+        )
+
     @test_util.parameterized.parameters(3, 10, 900)
     def test_sphere_networks_take_any_dimension(self, dim):
         for name in ("simple_odenet", "linear_odenet"):

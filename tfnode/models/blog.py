@@ -23,6 +23,7 @@ The post reports 98.62% MNIST test accuracy after 10 epochs of SGD
 import keras
 
 from tfnode.layers import ODEBlock
+from tfnode.layers.group_norm import GroupNormalization
 from tfnode.layers.vector_fields import GroupNormConvField
 from tfnode.models import inputs
 from tfnode.models.solve_settings import BLOG
@@ -64,9 +65,7 @@ def mnist_odenet(
     input_shape, num_classes = inputs.resolve("mnist", input_shape, num_classes)
     images = keras.Input(input_shape, name="images")
     x = conv2d(images, channels, 3, name="conv1")
-    x = keras.layers.GroupNormalization(
-        groups=min(32, channels), epsilon=1e-5, name="gn"
-    )(x)
+    x = GroupNormalization(groups=min(32, channels), epsilon=1e-5, name="gn")(x)
     x = keras.layers.ReLU(name="relu")(x)
     x = ODEBlock(
         GroupNormConvField(name="odefunc"), name="odeblock", **block_kwargs
