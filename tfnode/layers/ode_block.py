@@ -1,16 +1,15 @@
 """`ODEBlock`: a Keras 3 layer that integrates its input with a vector field."""
 
-import inspect
-
 import keras
 import tensorflow as tf
 
 from tfnode.diagnostics import NFECounter
 from tfnode.odeint import odeint
+from tfnode.precision import solve_dtype
 from tfnode.settings import SolveSettings
 from tfnode.settings import resolve
 from tfnode.settings import shorthand_names
-from tfnode.vector_field import as_time_field
+from tfnode.vector_field import call_field
 
 __all__ = ["ODEBlock", "ode_blocks", "set_solver"]
 
@@ -87,9 +86,6 @@ class ODEBlock(keras.layers.Layer):
         self.track_nfe = bool(track_nfe)
         self.settings = resolve(settings, **shorthand)
         self.nfe_counter = NFECounter(name=f"{self.name}_nfe")
-        self._accepts_training = (
-            "training" in inspect.signature(func.call).parameters
-        )
 
     def configure(self, settings=None, **changes):
         """Changes how the block solves: a new `SolveSettings`, and/or
@@ -114,20 +110,23 @@ class ODEBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        func = as_time_field(self.func)
+        # Under a mixed policy Keras hands the block its input in the
+        # compute dtype (`float16`); the state and the step-size control run
+        # in `float32`, the field computes in its own compute dtype and
+        # `call_field` casts its output back to the state's dtype.
+        state = tf.cast(inputs, solve_dtype(inputs.dtype))
 
         def field(t, y):
-            if self._accepts_training:
-                return func(t, y, training=training)
-            return func(t, y)
+            return call_field(self.func, t, y, training=training)
 
         ys = odeint(
             field,
-            inputs,
-            tf.constant(self._times(), dtype=inputs.dtype),
+            state,
+            tf.constant(self._times(), dtype=state.dtype),
             self.settings,
             nfe_counter=self.nfe_counter if self.track_nfe else None,
         )
+        ys = tf.cast(ys, inputs.dtype)
         if self.output_times is None:
             return ys[-1]
         ys = ys[1:]

@@ -45,7 +45,6 @@ BatchNorm       momentum 0.1 in torch terms (0.9 here), epsilon 1e-5
 """
 
 import functools
-import inspect
 import math
 
 import keras
@@ -53,7 +52,7 @@ import tensorflow as tf
 
 from tfnode.layers.group_norm import GroupNormalization
 from tfnode.validation import positive_int
-from tfnode.vector_field import as_time_field
+from tfnode.vector_field import call_field
 
 __all__ = [
     "ACTIVATIONS",
@@ -749,14 +748,6 @@ class TinyResidualField(VectorField):
         return config
 
 
-def _call_field(field, t, y, training):
-    """`field(t, y)` or `field(y)`, with `training` where it takes it."""
-    func = as_time_field(field)
-    if "training" in inspect.signature(field.call).parameters:
-        return func(t, y, training=training)
-    return func(t, y)
-
-
 @keras.saving.register_keras_serializable(package="tfnode")
 class DepthVaryingField(keras.layers.Layer):
     """A field whose weights vary with depth: `f(t, y) = f_n(t, y)` with
@@ -834,7 +825,9 @@ class DepthVaryingField(keras.layers.Layer):
             return tf.switch_case(
                 index,
                 [
-                    functools.partial(_call_field, field, t, y, training)
+                    functools.partial(
+                        call_field, field, t, y, training=training
+                    )
                     for field in self.fields
                 ],
             )
@@ -853,7 +846,7 @@ class DepthVaryingField(keras.layers.Layer):
                 with keras.StatelessScope(
                     state_mapping=list(zip(variables, values, strict=True))
                 ) as scope:
-                    out = _call_field(field, t, y, training)
+                    out = call_field(field, t, y, training=training)
                 return out, [scope.get_current_value(v) for v in state]
 
             return run

@@ -8,14 +8,13 @@ is never rejected because the training gradient method does not support it
 """
 
 import contextlib
-import inspect
 
 import numpy as np
 
 from tfnode.layers import ode_blocks
 from tfnode.settings import SolveSettings
 from tfnode.stepping import num_fixed_steps
-from tfnode.vector_field import as_time_field
+from tfnode.vector_field import call_field
 
 __all__ = [
     "block_inputs",
@@ -151,12 +150,8 @@ def block_inputs(model, blocks, x):
 
 def vector_field(block):
     """The block's vector field as `field(t, y)`, in inference mode."""
-    func = as_time_field(block.func)
-    takes_training = "training" in inspect.signature(block.func.call).parameters
 
     def field(t, y):
-        if takes_training:
-            return func(t, y, training=False)
-        return func(t, y)
+        return call_field(block.func, t, y, training=False)
 
     return field
