@@ -75,6 +75,12 @@ class SolveSettings:
             Default value: `0.2`.
         max_num_steps: Attempts (accepted and rejected) before an adaptive
             solve fails. Default value: `10000`.
+        interpolate: Adaptive solves only. `True` (default): step freely
+            and evaluate the outputs between steps on the method's dense
+            output, so the steps do not grow with the number of output
+            times. `False`: clamp the steps to land on every output time,
+            so outputs are exact solver states. Fixed grids always land on
+            the outputs (`steps` counts steps between outputs).
         norm: Error norm: `"rms"` (default), `"max"` or a callable on the
             list of scaled errors (not serialisable).
         adjoint: Gradient method: a name (`"backprop"`, `"anode"`,
@@ -98,6 +104,7 @@ class SolveSettings:
     ifactor: float = 10.0
     dfactor: float = 0.2
     max_num_steps: int = 10_000
+    interpolate: bool = True
     norm: object = None
     adjoint: object = "backprop"
     tol: dataclasses.InitVar[float | None] = None
@@ -200,6 +207,17 @@ class SolveSettings:
             "max_num_steps",
             validation.positive_int("max_num_steps", self.max_num_steps),
         )
+        if not isinstance(self.interpolate, bool):
+            raise TypeError(
+                f"interpolate must be True or False; got {self.interpolate!r}."
+            )
+        if not (self.interpolate or self.fixed_grid):
+            if not self.solver.can_land_on_outputs:
+                raise ValueError(
+                    f"solver={self.solver.name!r} always interpolates its "
+                    "outputs; interpolate=False needs a tfnode Runge-Kutta "
+                    "solver such as 'dopri5'."
+                )
 
     def _set_norm(self):
         norm = self.norm

@@ -21,6 +21,7 @@ from tfnode.adjoints.base import CustomGradientMethod
 from tfnode.adjoints.base import add
 from tfnode.adjoints.base import at
 from tfnode.adjoints.base import step_vjp
+from tfnode.stepping import interpolates
 from tfnode.stepping import sequential_while_loop
 from tfnode.validation import positive_int
 
@@ -93,13 +94,45 @@ class Anode(CustomGradientMethod):
         return cotangent, grad_args, grad_vars, nfe
 
 
-def _with_output_gradient(cotangent, grad_ys, output_index):
-    """Adds the incoming gradient of the output the step ends on, if any."""
-    incoming = at(grad_ys, tf.maximum(output_index, 0))
-    return [
-        tf.where(output_index >= 0, c + g, c)
-        for c, g in zip(cotangent, incoming, strict=True)
+def _output_cotangents(problem, trajectory, grad_ys, n, cotangent):
+    """The gradients of the outputs lying in step `n`.
+
+    An output at the step's end adds its gradient to the end state's
+    cotangent. One inside it is `y_n + h sum_j b_j(theta) k_j`, so its
+    gradient `g` adds `g` to the start state's cotangent and `h b_j(theta) g`
+    to stage `j`'s.
+
+    Returns:
+        cotangent: The end state's cotangent, outputs at the end added.
+        direct: What the inner outputs add to the start state's cotangent.
+        stages: The stages' cotangents (one list per stage).
+    """
+    k = tf.range(trajectory.output_start[n], trajectory.output_end[n])
+    g = [tf.gather(gy, k) for gy in grad_ys]
+    if not interpolates(problem.t, problem.settings):
+        # Steps land on the outputs: at most one, at the step's end.
+        return add(cotangent, [tf.reduce_sum(x, 0) for x in g]), None, None
+    t_n, h_n = trajectory.times[n], trajectory.steps[n]
+    theta = (tf.gather(problem.t, k) - t_n) / h_n
+    at_end = theta >= 1
+
+    def total(mask):
+        return [_weighted_sum(tf.cast(mask, x.dtype), x) for x in g]
+
+    cotangent = add(cotangent, total(at_end))
+    inner = ~at_end
+    weights = problem.solver.dense_weights(theta)
+    weights = tf.where(inner[:, None], weights, tf.zeros_like(weights))
+    stages = [
+        [h_n * _weighted_sum(tf.cast(weights[:, j], x.dtype), x) for x in g]
+        for j in range(problem.solver.num_stages)
     ]
+    return cotangent, total(inner), stages
+
+
+def _weighted_sum(weights, stacked):
+    """`sum_m weights[m] stacked[m]`."""
+    return tf.tensordot(weights, stacked, [[0], [0]])
 
 
 def _zeros_like(tensors):
@@ -109,15 +142,15 @@ def _zeros_like(tensors):
 def _reverse_step(
     problem, trajectory, grad_ys, args, variables, n, y_n, gradients
 ):
-    """Reverses step `n` from its start state `y_n`: adds the gradient of
-    the output the step ends on, then takes the step's VJP.
+    """Reverses step `n` from its start state `y_n`: adds the gradients of
+    the outputs lying in the step, then takes the step's VJP.
 
     `gradients` and the result are `(cotangent, grad_args, grad_vars)`;
     also returns the NFE of the recomputed step.
     """
     cotangent, grad_args, grad_vars = gradients
-    cotangent = _with_output_gradient(
-        cotangent, grad_ys, trajectory.output_index[n]
+    cotangent, direct, stages = _output_cotangents(
+        problem, trajectory, grad_ys, n, cotangent
     )
     cotangent, d_args, d_vars, evals = step_vjp(
         problem,
@@ -127,7 +160,10 @@ def _reverse_step(
         args,
         variables,
         cotangent,
+        stages,
     )
+    if direct is not None:
+        cotangent = add(cotangent, direct)
     return (cotangent, add(grad_args, d_args), add(grad_vars, d_vars)), evals
 
 

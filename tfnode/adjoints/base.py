@@ -208,9 +208,16 @@ def vjp(fn, primals, variables, cotangents):
     return outputs, out
 
 
-def step_vjp(problem, t_n, h_n, y_n, args, variables, cotangent):
+def step_vjp(
+    problem, t_n, h_n, y_n, args, variables, cotangent, stage_cotangents=None
+):
     """VJP of one solver step `y_n -> y_{n+1}` with respect to `y_n`, the
     `args` and the `variables`.
+
+    Args:
+        stage_cotangents: Optional cotangents of the step's stages (one list
+            of tensors per stage), where outputs interpolated inside the
+            step depend on them.
 
     Returns:
         grad_y: Cotangent of `y_n`.
@@ -221,10 +228,18 @@ def step_vjp(problem, t_n, h_n, y_n, args, variables, cotangent):
     evals = []
 
     def step(y, a):
-        y1, _, _, n = problem.solver.step(problem.field(a), t_n, y, h_n)
+        y1, _, _, n, stages = problem.solver.step_with_stages(
+            problem.field(a), t_n, y, h_n
+        )
         evals.append(n)
-        return y1
+        if stage_cotangents is None:
+            return y1
+        return list(y1) + [k for stage in stages for k in stage]
 
+    if stage_cotangents is not None:
+        cotangent = list(cotangent) + [
+            c for stage in stage_cotangents for c in stage
+        ]
     _, (grad_y, grad_args, grad_vars) = vjp(
         step, [y_n, args], variables, cotangent
     )

@@ -13,6 +13,9 @@ attributes, never by its name or type:
   (`reversible`).
 - `uses_tfnode_norm`: measures its error with `SolveSettings.norm`
   (`continuous`'s seminorm).
+- `can_land_on_outputs`: can clamp its adaptive steps to end on every
+  output time (`SolveSettings(interpolate=False)`); solvers that always
+  interpolate their outputs cannot.
 """
 
 import abc
@@ -31,6 +34,7 @@ class Solver(abc.ABC):
     replayable = True
     reversible = False
     uses_tfnode_norm = True
+    can_land_on_outputs = True
 
     @abc.abstractmethod
     def integrate(self, func, y0, t, settings, **loop_settings):

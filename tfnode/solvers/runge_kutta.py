@@ -89,7 +89,7 @@ class ExplicitRungeKutta(Solver):
     @classmethod
     def from_config(cls, config):
         fields = dict(config["tableau"])
-        for key in ("a", "b", "c", "b_error"):
+        for key in ("a", "b", "c", "b_error", "dense"):
             if fields.get(key) is not None:
                 fields[key] = _as_tuples(fields[key])
         return cls(ButcherTableau(**fields))
@@ -125,7 +125,15 @@ class ExplicitRungeKutta(Solver):
         return stepping.integrate(self, func, y0, t, settings, **loop_settings)
 
     def step(self, func, t, y, h, f0=None):
-        """Takes one step of size `h` from `(t, y)`.
+        """Takes one step of size `h` from `(t, y)`; see `step_with_stages`.
+
+        Returns:
+            `(y1, f1, error, num_evals)`.
+        """
+        return self.step_with_stages(func, t, y, h, f0)[:4]
+
+    def step_with_stages(self, func, t, y, h, f0=None):
+        """Takes one step of size `h` from `(t, y)`, keeping its stages.
 
         Args:
             func: `func(t, y) -> dy/dt` on flattened states.
@@ -140,6 +148,8 @@ class ExplicitRungeKutta(Solver):
             f1: `func(t + h, y1)` when the method is FSAL, else `None`.
             error: The local error estimate `y1 - y1_embedded`, or `None`.
             num_evals: The number of calls of `func` made, a Python int.
+            stages: The stage derivatives `k_j` (lists of tensors), which
+                the dense output combines.
         """
         tab = self.tableau
         num_evals = 0
@@ -160,7 +170,58 @@ class ExplicitRungeKutta(Solver):
         error = None
         if tab.b_error is not None:
             error = linear_combination(None, h, tab.b_error, stages)
-        return y1, f1, error, num_evals
+        return y1, f1, error, num_evals, stages
+
+    def dense_weights(self, theta):
+        """The weights `b_j(theta)` of the continuous extension.
+
+        Args:
+            theta: Fractions of the step, a tensor of any shape.
+
+        Returns:
+            A tensor `[*theta.shape, num_stages]`.
+        """
+        coefficients = self.tableau.continuous_extension
+        powers = tf.stack(
+            [theta ** (p + 1) for p in range(len(coefficients[0]))], -1
+        )
+        matrix = tf.constant(coefficients, theta.dtype)
+        return tf.tensordot(powers, matrix, [[-1], [1]])
+
+    def interpolate(self, y, h, stages, theta):
+        """The dense output `y + h sum_j b_j(theta) k_j` inside a step.
+
+        Args:
+            y: The state at the start of the step (list of tensors).
+            h: The step's signed size.
+            stages: Its stages, as `step_with_stages` returns them.
+            theta: A scalar fraction of the step, in [0, 1].
+
+        Returns:
+            The state at `t + theta h` (list of tensors).
+        """
+        weights = tf.unstack(self.dense_weights(theta))
+        used = [
+            (w, k)
+            for w, k, row in zip(
+                weights, stages, self.tableau.continuous_extension,
+                strict=True,
+            )
+            if any(row)
+        ]
+        return [
+            y_leaf + h * tf.add_n([w * k[leaf] for w, k in used])
+            for leaf, y_leaf in enumerate(y)
+        ]
+
+    def dense_coefficients(self, h, stages):
+        """`r_p = h sum_j dense[j][p] k_j`: the step's interpolant is
+        `y + sum_p theta**(p + 1) r_p` (what a `DenseSolution` stores)."""
+        rows = self.tableau.continuous_extension
+        return [
+            linear_combination(None, h, [row[p] for row in rows], stages)
+            for p in range(len(rows[0]))
+        ]
 
 
 def _as_tuples(value):

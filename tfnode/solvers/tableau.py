@@ -13,6 +13,12 @@ c_2     | a_20  a_21
         | b_0   b_1  ...   b_{s-1}       (weights of the solution)
         | e_0   e_1  ...   e_{s-1}       (b_error = b - b_embedded)
 ```
+
+A continuous extension ("dense output", Hairer et al. 1993, Sec. II.6)
+replaces the weights `b` by polynomials `b_j(theta)`, so that
+`y(t + theta h) ~ y + h sum_j b_j(theta) k_j` for `theta` in [0, 1]; it is
+stored as data too, `dense[j][p - 1]` being the coefficient of `theta**p`
+in `b_j`.
 """
 
 import dataclasses
@@ -22,6 +28,9 @@ import math
 __all__ = ["ButcherTableau", "order_condition_residuals", "rooted_trees"]
 
 _TOL = 1e-12
+# Published continuous extensions (e.g. Tsitouras') are given to ~16 digits
+# in factored form; expanded, their sums hold to about 1e-14.
+_DENSE_TOL = 1e-10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +51,9 @@ class ButcherTableau:
             or `None` for a method without an embedded pair.
         embedded_order: Order of the embedded weights.
         source: Where the coefficients come from.
+        dense: The method's own continuous extension: per stage, the
+            coefficients of `theta, theta**2, ...` in `b_j(theta)`; `None`
+            to use Hermite interpolation (`continuous_extension`).
     """
 
     name: str
@@ -52,6 +64,7 @@ class ButcherTableau:
     b_error: tuple | None = None
     embedded_order: int | None = None
     source: str = ""
+    dense: tuple | None = None
 
     def __post_init__(self):
         s = len(self.b)
@@ -91,6 +104,8 @@ class ButcherTableau:
                     f"Tableau {self.name!r}: the embedded weights "
                     "b - b_error do not sum to 1."
                 )
+        if self.dense is not None:
+            _check_dense(self.name, self.dense, self.b)
 
     @property
     def num_stages(self):
@@ -117,11 +132,72 @@ class ButcherTableau:
         )
 
     @property
+    def continuous_extension(self):
+        """The weight polynomials `b_j(theta)` of the dense output, as
+        `dense` holds them.
+
+        The method's own `dense` when given; otherwise Hermite interpolation
+        of the step (Hairer et al. 1993, Sec. II.6): cubic through `y0`,
+        `f0`, `y1`, `f1` for a first-same-as-last method, whose last stage
+        is `f1`; quadratic through `y0`, `f0`, `y1` for the others.
+        """
+        if self.dense is not None:
+            return self.dense
+        first, last = 0, self.num_stages - 1
+        rows = []
+        for j, b_j in enumerate(self.b):
+            if self.fsal:
+                # h01 = 3 th^2 - 2 th^3, h10 = th - 2 th^2 + th^3,
+                # h11 = -th^2 + th^3: b_j(th) = h01 b_j + h10 [j = 0]
+                # + h11 [j = s - 1].
+                row = [0.0, 3 * b_j, -2 * b_j]
+                if j == first:
+                    row = [row[0] + 1, row[1] - 2, row[2] + 1]
+                if j == last:
+                    row = [row[0], row[1] - 1, row[2] + 1]
+            else:
+                # b_j(th) = th^2 b_j + (th - th^2) [j = 0].
+                row = [1.0, b_j - 1.0] if j == first else [0.0, b_j]
+            rows.append(tuple(row))
+        return tuple(rows)
+
+    @property
     def b_embedded(self):
         """The embedded weights, `b - b_error`."""
         if self.b_error is None:
             return None
         return tuple(b - e for b, e in zip(self.b, self.b_error, strict=True))
+
+
+def _check_dense(name, dense, b):
+    """A continuous extension must have one polynomial per stage, all of
+    one degree, sum to `theta` (consistency) and equal `b` at `theta = 1`
+    (continuity with the step)."""
+    if len(dense) != len(b):
+        raise ValueError(
+            f"Tableau {name!r}: dense must have one polynomial per stage "
+            f"({len(b)}); got {len(dense)}."
+        )
+    degrees = {len(row) for row in dense}
+    if len(degrees) != 1:
+        raise ValueError(
+            f"Tableau {name!r}: every polynomial of dense must list the "
+            f"same number of coefficients; got {sorted(degrees)}."
+        )
+    for power in range(degrees.pop()):
+        total = math.fsum(row[power] for row in dense)
+        expected = 1.0 if power == 0 else 0.0
+        if abs(total - expected) > _DENSE_TOL:
+            raise ValueError(
+                f"Tableau {name!r}: the dense weights must sum to theta; "
+                f"their theta**{power + 1} coefficients sum to {total!r}."
+            )
+    for j, (row, b_j) in enumerate(zip(dense, b, strict=True)):
+        if abs(math.fsum(row) - b_j) > _DENSE_TOL:
+            raise ValueError(
+                f"Tableau {name!r}: dense weight {j} at theta = 1 is "
+                f"{math.fsum(row)!r}, not b[{j}] = {b_j!r}."
+            )
 
 
 def rooted_trees(order):

@@ -109,7 +109,24 @@ DOPRI5 = ButcherTableau(
     ),
     embedded_order=4,
     source="Dormand & Prince, A family of embedded Runge-Kutta formulae, "
-    "J. Comput. Appl. Math. 6(1), 1980.",
+    "J. Comput. Appl. Math. 6(1), 1980. Dense output: the continuous "
+    "extension of Hairer, Norsett & Wanner (1993), Sec. II.6 (Shampine's "
+    "4th-order interpolant), expanded in powers of theta.",
+    dense=(
+        (1.0, -8048581381 / 2820520608, 8663915743 / 2820520608,
+         -12715105075 / 11282082432),
+        (0.0, 0.0, 0.0, 0.0),
+        (0.0, 131558114200 / 32700410799, -68118460800 / 10900136933,
+         87487479700 / 32700410799),
+        (0.0, -1754552775 / 470086768, 14199869525 / 1410260304,
+         -10690763975 / 1880347072),
+        (0.0, 127303824393 / 49829197408, -318862633887 / 49829197408,
+         701980252875 / 199316789632),
+        (0.0, -282668133 / 205662961, 2019193451 / 616988883,
+         -1453857185 / 822651844),
+        (0.0, 40617522 / 29380423, -110615467 / 29380423,
+         69997945 / 29380423),
+    ),
 )
 
 TSIT5 = ButcherTableau(
@@ -163,7 +180,18 @@ TSIT5 = ButcherTableau(
     ),
     embedded_order=4,
     source="Tsitouras, Runge-Kutta pairs of order 5(4) satisfying only the "
-    "first column simplifying assumption, Comput. Math. Appl. 62(2), 2011.",
+    "first column simplifying assumption, Comput. Math. Appl. 62(2), 2011; "
+    "dense output: its continuous extension (ibid., given factored there), "
+    "expanded in powers of theta.",
+    dense=(
+        (1.0, -2.763706197274826, 2.9132554618219126, -1.0530884977290216),
+        (0.0, 0.1317, -0.2234, 0.1017),
+        (0.0, 3.930296236894751, -5.941033872131505, 2.490627285651253),
+        (0.0, -12.411077166933676, 30.338188630282318, -16.548102889244902),
+        (0.0, 37.50931341651104, -88.1789048947664, 47.37952196281928),
+        (0.0, -27.896526289197286, 65.09189467479368, -34.87065786149661),
+        (0.0, 1.5, -4.0, 2.5),
+    ),
 )
 
 TABLEAUS = {

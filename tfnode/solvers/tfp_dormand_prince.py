@@ -17,7 +17,8 @@ class TFPDormandPrince(Solver):
     TFP's solver is adaptive only, integrates forwards in time (tfnode flips
     the time axis for decreasing `t`), and reports its own NFE. Its loop is
     not open to tfnode's step replay, so it supports the `continuous`
-    gradient only; TFP's own error norm is used (no seminorm).
+    gradient only; TFP's own error norm is used (no seminorm). TFP always
+    interpolates its outputs (`interpolate=False` is refused).
     """
 
     name = "tfp_dopri5"
@@ -29,6 +30,7 @@ class TFPDormandPrince(Solver):
     supports_fixed_grid = False
     replayable = False
     uses_tfnode_norm = False
+    can_land_on_outputs = False
 
     def __eq__(self, other):
         return isinstance(other, TFPDormandPrince)

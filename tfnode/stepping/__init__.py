@@ -6,6 +6,7 @@
 | `grid.py` | fixed grids and the fixed-grid loop |
 | `adaptive.py` | the adaptive loop |
 | `controllers.py` | error measure, first step, step-size controller |
+| `observers.py` | what a free sweep does on each step: dense outputs |
 | `records.py` | `Status`, `SolveStats`, the recorded `Trajectory` |
 """
 
@@ -17,6 +18,8 @@ from tfnode.stepping.grid import grid_step
 from tfnode.stepping.grid import num_fixed_steps
 from tfnode.stepping.integrate import in_xla_context
 from tfnode.stepping.integrate import integrate
+from tfnode.stepping.integrate import interpolates
+from tfnode.stepping.integrate import sweep
 from tfnode.stepping.records import SolveStats
 from tfnode.stepping.records import Status
 from tfnode.stepping.records import Trajectory
@@ -31,6 +34,8 @@ __all__ = [
     "in_xla_context",
     "initial_step_size",
     "integrate",
+    "interpolates",
     "num_fixed_steps",
     "sequential_while_loop",
+    "sweep",
 ]

@@ -1,6 +1,13 @@
-"""The adaptive loop: steps chosen by a controller, clamped to land on every
-output time, so outputs are exact solver states and the accepted steps form
-a discrete map that the `anode` gradient can replay."""
+"""The adaptive loop: steps chosen by a controller, clamped to land on the
+end of the interval, and an observer that sees every accepted step.
+
+The accepted steps form a discrete map that the `anode` gradient replays.
+What happens on an accepted step besides advancing the state (recording it,
+writing the outputs that fall inside it, looking for an event) is the
+observer's business (`StepRecorder` and `tfnode.stepping.observers`).
+"""
+
+import collections
 
 import numpy as np
 import tensorflow as tf
@@ -10,7 +17,47 @@ from tfnode.stepping.controllers import scaled_error_ratio
 from tfnode.stepping.records import Status
 from tfnode.stepping.records import record
 
-__all__ = ["adaptive_interval_loop", "sequential_while_loop"]
+__all__ = [
+    "AcceptedStep",
+    "StepRecorder",
+    "adaptive_interval_loop",
+    "sequential_while_loop",
+]
+
+
+class AcceptedStep(
+    collections.namedtuple(
+        "AcceptedStep", ["index", "t", "h", "y", "y1", "stages", "lands_on"]
+    )
+):
+    """What an observer is told of an accepted step.
+
+    Attributes:
+        index: Its number among the accepted steps (int32).
+        t, h: Its start time and signed size.
+        y, y1: The states at its start and end.
+        stages: Its stages `k_j`, for the dense output.
+        lands_on: The index of the output time it was clamped to end on,
+            else -1.
+    """
+
+    __slots__ = ()
+
+
+class StepRecorder:
+    """The default observer: records each accepted step (for `anode`) into
+    `Recorder.arrays()`, or does nothing when given no arrays."""
+
+    def on_step(self, records, step):
+        if not records:
+            return records
+        return record(
+            records, step.index, step.t, step.h, step.y, step.lands_on
+        )
+
+    def stop(self, records):
+        del records
+        return None
 
 
 def sequential_while_loop(cond, body, loop_vars, **kwargs):
@@ -50,7 +97,9 @@ def _status_after(status, step, settings):
     )
 
 
-def adaptive_interval_loop(solver, func, t, settings, direction, max_steps):
+def adaptive_interval_loop(
+    solver, func, t, settings, direction, max_steps, observer=None
+):
     """The loop over the adaptive steps of one interval between outputs.
 
     Args:
@@ -60,34 +109,48 @@ def adaptive_interval_loop(solver, func, t, settings, direction, max_steps):
         settings: `SolveSettings` with tolerances.
         direction: +1 or -1.
         max_steps: Static bound on the attempts (under XLA), or `None`.
+        observer: Has `on_step(observed, step) -> observed`, called on every
+            accepted `AcceptedStep`, and `stop(observed)`, a bool tensor
+            ending the loop early (or `None`); a `StepRecorder` by default.
 
     Returns:
-        `interval(i, y, f, h, counters, records)` advancing `y` from `t[i-1]`
-        to `t[i]`; returns the same tuple less `i`.
+        `interval(i, y, f, h, counters, observed)` advancing `y` from
+        `t[i-1]` to `t[i]`; returns the same tuple less `i`.
     """
+    observer = observer or StepRecorder()
     dtype = t.dtype
     controller = IntegralController(settings, solver.error_order, dtype)
     tiny = 4 * np.finfo(dtype.as_numpy_dtype).eps
 
-    def interval(i, y, f, h, counters, records):
+    def running(t_n, t_b, status, observed):
+        going = (t_n != t_b) & (status == Status.SUCCESS)
+        stop = observer.stop(observed)
+        return going if stop is None else going & ~stop
+
+    def interval(i, y, f, h, counters, observed):
         t_a, t_b = t[i - 1], t[i]
 
-        def body(t_n, y, f, h, counters, records):
+        def body(t_n, y, f, h, counters, observed):
             nfe, accepted, rejected, status = counters
             remaining = t_b - t_n
             landed = tf.abs(h) >= tf.abs(remaining)
             h_eff = tf.stop_gradient(tf.where(landed, remaining, h))
-            y1, f1, error, evals = solver.step(func, t_n, y, h_eff, f or None)
+            y1, f1, error, evals, stages = solver.step_with_stages(
+                func, t_n, y, h_eff, f or None
+            )
             ratio = scaled_error_ratio(error, y, y1, settings)
             accept, h_new = controller.propose(
                 ratio, h_eff, h, landed, direction
             )
-            if records:
-                out = tf.where(landed, i, -1)
-                records = tf.cond(
+            if observed:
+                step = AcceptedStep(
+                    accepted, t_n, h_eff, y, y1, stages,
+                    tf.where(landed, i, -1),
+                )
+                observed = tf.cond(
                     accept,
-                    lambda: record(records, accepted, t_n, h_eff, y, out),
-                    lambda: records,
+                    lambda: observer.on_step(observed, step),
+                    lambda: observed,
                 )
             t_next = tf.where(accept, tf.where(landed, t_b, t_n + h_eff), t_n)
             y = _select(accept, y1, y)
@@ -108,14 +171,14 @@ def adaptive_interval_loop(solver, func, t, settings, direction, max_steps):
                 rejected + 1 - accept_i,
                 status,
             )
-            return t_next, y, f, h_new, counters, records
+            return t_next, y, f, h_new, counters, observed
 
-        _, y, f, h, counters, records = sequential_while_loop(
-            lambda t_n, *c: (t_n != t_b) & (c[3][3] == Status.SUCCESS),
+        _, y, f, h, counters, observed = sequential_while_loop(
+            lambda t_n, y, f, h, c, obs: running(t_n, t_b, c[3], obs),
             body,
-            (t_a, y, f, h, counters, records),
+            (t_a, y, f, h, counters, observed),
             maximum_iterations=max_steps,
         )
-        return y, f, h, counters, records
+        return y, f, h, counters, observed
 
     return interval

@@ -1,9 +1,13 @@
 """`integrate`: one solve of a Runge-Kutta method over all output times.
 
 States are flat lists of tensors here (`odeint` flattens nested states).
-The solve is a `tf.while_loop` over the intervals between output times, each
-holding the fixed-grid or adaptive loop over steps (`grid.py`,
-`adaptive.py`), so the traced graph does not depend on the number of steps.
+A fixed-grid solve, or an adaptive one with `interpolate=False`, is a
+`tf.while_loop` over the intervals between output times, each holding the
+fixed-grid or adaptive loop over steps (`grid.py`, `adaptive.py`). An
+adaptive solve with `interpolate=True` is one sweep over the whole span whose
+observer evaluates the dense output at the output times
+(`observers.py`). Either way the traced graph does not depend on the number
+of steps.
 """
 
 import tensorflow as tf
@@ -13,13 +17,14 @@ from tfnode.stepping.adaptive import sequential_while_loop
 from tfnode.stepping.controllers import initial_step_size
 from tfnode.stepping.grid import fixed_interval_loop
 from tfnode.stepping.grid import static_step_counts
+from tfnode.stepping.observers import InterpolatedOutputs
 from tfnode.stepping.records import Recorder
 from tfnode.stepping.records import SolveStats
 from tfnode.stepping.records import Status
 from tfnode.stepping.records import check_status
 from tfnode.stepping.records import trajectory_of
 
-__all__ = ["in_xla_context", "integrate"]
+__all__ = ["in_xla_context", "integrate", "interpolates", "sweep"]
 
 
 def in_xla_context():
@@ -119,6 +124,17 @@ def _over_outputs(advance, y0, f0, h0, counters, records, num_times):
     return [ta.stack() for ta in outputs], counters, records
 
 
+def interpolates(t, settings):
+    """Whether the outputs come from the dense output: an adaptive solve
+    asked to interpolate, with outputs between its ends."""
+    num_times = t.shape[0]
+    return (
+        settings.interpolate
+        and not settings.fixed_grid
+        and (num_times is None or num_times > 2)
+    )
+
+
 def integrate(
     solver,
     func,
@@ -150,6 +166,14 @@ def integrate(
     """
     xla = in_xla_context()
     max_steps, record_size = _loop_bounds(t, settings, xla)
+    records = ()
+    if record_steps or record_states:
+        recorder = Recorder(y0, t.dtype, record_size, record_states)
+        records = recorder.arrays()
+    if interpolates(t, settings):
+        return _integrate_interpolated(
+            solver, func, y0, t, settings, records, xla
+        )
     f0, h0, nfe, direction = _start(solver, func, y0, t, settings)
     interval = _interval_loop(
         solver, func, t, settings, direction, max_steps, sequential
@@ -164,17 +188,66 @@ def integrate(
         )
         return y, f, h, (*counters[:3], status), records
 
-    records = ()
-    if record_steps or record_states:
-        recorder = Recorder(y0, t.dtype, record_size, record_states)
-        records = recorder.arrays()
     zero = tf.constant(0, tf.int32)
     counters = (nfe, zero, zero, tf.constant(Status.SUCCESS, tf.int32))
     ys, counters, records = _over_outputs(
         advance, y0, f0, h0, counters, records, _static_len(t)
     )
+    return _finish(ys, counters, records, xla)
+
+
+def _finish(ys, counters, records, xla):
     nfe, accepted, rejected, status = counters
     ys = check_status(ys, status, xla)
     stats = SolveStats(nfe, accepted, rejected, status)
     trajectory = trajectory_of(records, accepted) if records else None
     return ys, stats, trajectory
+
+
+def sweep(solver, func, y0, span, settings, observer, observed):
+    """One adaptive solve over `span = [t0, t1]`, stepping freely (clamped
+    only to end on `t1`), with `observer` told of every accepted step.
+
+    Args:
+        solver: An adaptive `ExplicitRungeKutta` method.
+        func: `func(t, y)` on flat states.
+        y0: The flat initial state.
+        span: `[t0, t1]`, a tensor of two times.
+        settings: `SolveSettings` with tolerances.
+        observer: See `adaptive_interval_loop`.
+        observed: The observer's initial carried value (not empty).
+
+    Returns:
+        y: The state where the sweep ended (`t1`, or where the observer
+            stopped it).
+        counters: `(nfe, accepted, rejected, status)`.
+        observed: The observer's final carried value.
+    """
+    max_steps = settings.max_num_steps if in_xla_context() else None
+    f0, h0, nfe, direction = _start(solver, func, y0, span, settings)
+    interval = adaptive_interval_loop(
+        solver, func, span, settings, direction, max_steps, observer
+    )
+    zero = tf.constant(0, tf.int32)
+    counters = (nfe, zero, zero, tf.constant(Status.SUCCESS, tf.int32))
+    y, _, _, counters, observed = interval(
+        tf.constant(1, tf.int32), y0, f0, h0, counters, observed
+    )
+    status = tf.where(
+        (counters[3] == Status.SUCCESS) & ~_all_finite(y),
+        Status.NON_FINITE,
+        counters[3],
+    )
+    return y, (*counters[:3], status), observed
+
+
+def _integrate_interpolated(solver, func, y0, t, settings, records, xla):
+    """`integrate` with the outputs taken from the dense output."""
+    direction = tf.sign(t[-1] - t[0])
+    outputs = InterpolatedOutputs(solver, t, direction)
+    span = tf.stack([t[0], t[-1]])
+    _, counters, carry = sweep(
+        solver, func, y0, span, settings, outputs, outputs.initial(y0, records)
+    )
+    records, ys = outputs.stacked(carry)
+    return _finish(ys, counters, records, xla)

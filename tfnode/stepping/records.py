@@ -12,6 +12,7 @@ __all__ = [
     "Trajectory",
     "check_status",
     "record",
+    "record_outputs",
 ]
 
 
@@ -63,7 +64,8 @@ class SolveStats(
 
 class Trajectory(
     collections.namedtuple(
-        "Trajectory", ["times", "steps", "states", "output_index", "size"]
+        "Trajectory",
+        ["times", "steps", "states", "output_start", "output_end", "size"],
     )
 ):
     """The accepted steps of a solve, as recorded for the discrete adjoint.
@@ -74,8 +76,10 @@ class Trajectory(
         states: One `tf.TensorArray` per state leaf, holding the state at
             the start of each step, or `None` when only the steps were
             recorded.
-        output_index: `[N]` int32, the index in `t` of the output time that
-            the step ends on, or -1.
+        output_start, output_end: `[N]` int32: the outputs `t[k]` with
+            `output_start <= k < output_end` lie in the step (at its end when
+            steps land on the outputs, anywhere in it when they are
+            interpolated).
         size: N, the number of accepted steps (scalar int32 tensor).
     """
 
@@ -99,7 +103,8 @@ class Recorder:
         kw = dict(size=size, dynamic_size=dynamic, clear_after_read=False)
         self.times = tf.TensorArray(dtype, element_shape=[], **kw)
         self.steps = tf.TensorArray(dtype, element_shape=[], **kw)
-        self.output_index = tf.TensorArray(tf.int32, element_shape=[], **kw)
+        self.output_start = tf.TensorArray(tf.int32, element_shape=[], **kw)
+        self.output_end = tf.TensorArray(tf.int32, element_shape=[], **kw)
         self.states = []
         if states:
             self.states = [
@@ -107,31 +112,43 @@ class Recorder:
             ]
 
     def arrays(self):
-        """The loop variables: `(times, steps, output_index, states)`."""
-        return (self.times, self.steps, self.output_index, self.states)
+        """The loop variables: `(times, steps, (output_start, output_end),
+        states)`."""
+        outputs = (self.output_start, self.output_end)
+        return (self.times, self.steps, outputs, self.states)
 
 
 def record(arrays, index, t, h, y, out):
-    """Writes step `index` (start `t`, size `h`, start state `y`, output
-    index `out`) into the `Recorder.arrays()` loop variables."""
-    times, steps, output_index, states = arrays
+    """Writes step `index` (start `t`, size `h`, start state `y`) ending on
+    output `out` (an index in `t`, or -1 for none) into the
+    `Recorder.arrays()` loop variables."""
+    start = tf.maximum(out, 0)
+    end = tf.where(out >= 0, out + 1, 0)
+    return record_outputs(arrays, index, t, h, y, start, end)
+
+
+def record_outputs(arrays, index, t, h, y, start, end):
+    """Writes step `index` holding the outputs `start <= k < end`."""
+    times, steps, (output_start, output_end), states = arrays
     times = times.write(index, t)
     steps = steps.write(index, h)
-    output_index = output_index.write(index, out)
+    output_start = output_start.write(index, start)
+    output_end = output_end.write(index, end)
     if states:
         states = [ta.write(index, v) for ta, v in zip(states, y, strict=True)]
-    return times, steps, output_index, states
+    return times, steps, (output_start, output_end), states
 
 
 def trajectory_of(records, accepted):
     """The `Trajectory` of the recorded loop variables."""
-    times, steps, output_index, states = records
+    times, steps, (output_start, output_end), states = records
     return Trajectory(
         times=times.stack(),
         steps=steps.stack(),
         # Not stacked: stacking would copy every state once more.
         states=states or None,
-        output_index=output_index.stack(),
+        output_start=output_start.stack(),
+        output_end=output_end.stack(),
         size=accepted,
     )
 

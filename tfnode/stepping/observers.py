@@ -1,0 +1,143 @@
+"""Observers of an adaptive sweep that step freely over a whole span.
+
+`InterpolatedOutputs` evaluates the solver's dense output at every output
+time a step passes, so the number of steps does not grow with the number of
+output times; it also records which outputs each step holds, for `anode`'s
+replay. `DenseRecorder` keeps every step's interpolant for a
+`tfnode.DenseSolution`.
+"""
+
+import tensorflow as tf
+
+from tfnode.stepping.records import record_outputs
+
+__all__ = ["DenseRecorder", "InterpolatedOutputs"]
+
+
+class InterpolatedOutputs:
+    """Writes `y(t[k])` for every output time inside an accepted step.
+
+    An output at a step's end is the step's state itself; one inside it is
+    the continuous extension `y + h sum_j b_j(theta) k_j` at
+    `theta = (t[k] - t_n) / h` (Hairer et al. 1993, Sec. II.6).
+
+    Args:
+        solver: The Runge-Kutta method (its `interpolate`).
+        t: The output times, strictly monotonic.
+        direction: +1 or -1, the sign of `t[-1] - t[0]`.
+    """
+
+    def __init__(self, solver, t, direction):
+        self.solver = solver
+        self.t = t
+        self.direction = direction
+        self.num_times = t.shape[0] if t.shape[0] is not None else tf.size(t)
+
+    def initial(self, y0, records):
+        """The carried value: `(records, k, outputs)`, output 0 written."""
+        outputs = [
+            tf.TensorArray(
+                y.dtype, size=self.num_times, element_shape=y.shape
+            ).write(0, y)
+            for y in y0
+        ]
+        return (records, tf.constant(1, tf.int32), outputs)
+
+    def on_step(self, carry, step):
+        records, k, outputs = carry
+        t, n = self.t, self.num_times
+        t_end = step.t + step.h
+
+        def inside(k, outputs):
+            t_k = t[tf.minimum(k, n - 1)]
+            return (k < n) & (self.direction * (t_k - t_end) <= 0)
+
+        def write(k, outputs):
+            theta = (t[k] - step.t) / step.h
+            y_k = tf.cond(
+                theta >= 1,
+                lambda: step.y1,
+                lambda: self.solver.interpolate(
+                    step.y, step.h, step.stages, theta
+                ),
+            )
+            outputs = [
+                ta.write(k, v) for ta, v in zip(outputs, y_k, strict=True)
+            ]
+            return k + 1, outputs
+
+        end, outputs = tf.while_loop(
+            inside, write, (k, outputs), maximum_iterations=n
+        )
+        if records:
+            records = record_outputs(
+                records, step.index, step.t, step.h, step.y, k, end
+            )
+        return records, end, outputs
+
+    def stop(self, carry):
+        del carry
+        return None
+
+    @staticmethod
+    def stacked(carry):
+        """The records and the outputs `[len(t), ...]` of the final carry."""
+        records, _, outputs = carry
+        return records, [ta.stack() for ta in outputs]
+
+
+class DenseRecorder:
+    """Keeps each accepted step's start, size, state and interpolation
+    coefficients `r_p` (`y(t + theta h) = y + sum_p theta**(p+1) r_p`).
+
+    Args:
+        solver: The Runge-Kutta method (its `dense_coefficients`).
+        y0: The flat initial state (shapes and dtypes).
+        size: Static number of steps to hold (under XLA), else `None`.
+    """
+
+    def __init__(self, solver, y0, size):
+        self.solver = solver
+        self.degree = len(solver.tableau.continuous_extension[0])
+        dynamic = size is None
+        self.kw = dict(
+            size=0 if dynamic else size,
+            dynamic_size=dynamic,
+            clear_after_read=False,
+        )
+        self.y0 = y0
+
+    def initial(self, dtype):
+        scalars = [tf.TensorArray(dtype, element_shape=[], **self.kw)] * 2
+        states = [
+            [
+                tf.TensorArray(y.dtype, element_shape=y.shape, **self.kw)
+                for y in self.y0
+            ]
+            for _ in range(self.degree + 1)
+        ]
+        return (scalars, states)
+
+    def on_step(self, carry, step):
+        (times, sizes), states = carry
+        i = step.index
+        values = [step.y, *self.solver.dense_coefficients(step.h, step.stages)]
+        states = [
+            [ta.write(i, v) for ta, v in zip(arrays, value, strict=True)]
+            for arrays, value in zip(states, values, strict=True)
+        ]
+        return ((times.write(i, step.t), sizes.write(i, step.h)), states)
+
+    def stop(self, carry):
+        del carry
+        return None
+
+    @staticmethod
+    def stacked(carry):
+        """`(times [N], sizes [N], states [degree + 1][leaf] [N, ...])`."""
+        (times, sizes), states = carry
+        return (
+            times.stack(),
+            sizes.stack(),
+            [[ta.stack() for ta in arrays] for arrays in states],
+        )
