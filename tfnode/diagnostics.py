@@ -45,6 +45,12 @@ class NFECounter(keras.metrics.Metric):
         self.backward_total.assign_add(tf.cast(nfe, self.dtype))
         self.backward_count.assign_add(tf.ones([], self.dtype))
 
+    def add_backward_evaluations(self, nfe):
+        """Adds `nfe` evaluations to the current backward pass (e.g. those
+        of the gradients with respect to the times), without counting
+        another pass."""
+        self.backward_total.assign_add(tf.cast(nfe, self.dtype))
+
     def update_state(self, forward=None, backward=None):
         if forward is not None:
             self.update_forward(forward)

@@ -1,12 +1,16 @@
 """`odeint`: the one entry point of every solve and every gradient method."""
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
+from tfnode import precision
+from tfnode import time_gradients
 from tfnode.adjoints.base import Problem
 from tfnode.settings import resolve
-from tfnode.vector_field import as_time_field
 from tfnode.vector_field import build_for_state
+from tfnode.vector_field import call_field
 
 __all__ = ["odeint"]
 
@@ -97,23 +101,40 @@ def odeint(
     structure = y0
     y0_flat = [tf.convert_to_tensor(y) for y in tf.nest.flatten(y0)]
     dtype = _state_dtype(y0_flat)
-    t = _validate_times(t, dtype)
+    precision.check_tolerances(settings, dtype)
+    t = _validate_times(t, precision.solve_dtype(dtype))
     args = _validate_args(args)
     args_flat = [tf.convert_to_tensor(a) for a in tf.nest.flatten(args)]
     build_for_state(func, tf.nest.pack_sequence_as(structure, y0_flat))
     problem = Problem(
         func=_flat_field(func, structure, y0_flat, args),
-        y0=y0_flat,
-        t=t,
-        args=args_flat,
+        y0=precision.promote(y0_flat),
+        t=tf.stop_gradient(t),
+        args=precision.promote(args_flat),
         settings=settings,
         nfe_counter=nfe_counter,
     )
-    ys, stats = settings.adjoint.solve(problem)
+    ys, stats = _solve(problem, t)
     if nfe_counter is not None:
         nfe_counter.update_forward(stats.num_fn_evals)
+    ys = precision.demote(ys, [y.dtype for y in y0_flat])
     ys = tf.nest.pack_sequence_as(structure, ys)
     return (ys, stats) if return_stats else ys
+
+
+def _solve(problem, t):
+    """Solves `problem` under its gradient method; with gradients to `t`
+    too when they can be asked for (`tfnode.time_gradients`)."""
+    solve = problem.settings.adjoint.solve
+    if not time_gradients.wanted(t):
+        return solve(problem)
+    return time_gradients.with_time_gradients(
+        problem.field(problem.args),
+        t,
+        problem.y0,
+        lambda y0: solve(dataclasses.replace(problem, y0=y0)),
+        problem.nfe_counter,
+    )
 
 
 def _validate_args(args):
@@ -150,7 +171,7 @@ def _state_dtype(y0_flat):
 
 
 def _validate_times(t, dtype):
-    t = tf.cast(tf.stop_gradient(tf.convert_to_tensor(t)), dtype)
+    t = tf.cast(tf.convert_to_tensor(t), dtype)
     if t.shape.rank != 1:
         raise ValueError(
             f"t must be a 1-D tensor of times; got shape {t.shape}."
@@ -184,16 +205,26 @@ def _validate_times(t, dtype):
 
 def _flat_field(func, structure, y0_flat, args):
     """Wraps `func` as `field(t, y_flat, args_flat) -> dy_flat`, checking
-    that its output matches the state."""
+    that its output matches the state.
+
+    The solve may run in a wider dtype than the state's (`float32` for a
+    half state, see `tfnode.precision`): `func` gets `t`, `y` and `args`
+    cast back to the dtypes `odeint` received, and its output is cast to
+    the dtype of the solve.
+    """
     if not callable(func):
         raise TypeError(f"func must be callable; got {func!r}.")
-    call = as_time_field(func)
     name = getattr(func, "name", getattr(func, "__name__", repr(func)))
+    dtype = y0_flat[0].dtype
+    arg_dtypes = [tf.convert_to_tensor(a).dtype for a in tf.nest.flatten(args)]
 
     def field(t, y_flat, args_flat):
+        solve_dtypes = [y.dtype for y in y_flat]
+        y_flat = precision.demote(y_flat, [y.dtype for y in y0_flat])
         y = tf.nest.pack_sequence_as(structure, y_flat)
-        extra = tf.nest.pack_sequence_as(args, args_flat)
-        out = call(t, y, *extra)
+        extra = precision.demote(args_flat, arg_dtypes)
+        extra = tf.nest.pack_sequence_as(args, extra)
+        out = call_field(func, tf.cast(t, dtype), y, *extra)
         if out is None:
             raise TypeError(
                 f"func {name!r} returned None; it must return dy/dt, "
@@ -222,7 +253,7 @@ def _flat_field(func, structure, y0_flat, args):
                     f"{i} of shape {y_leaf.shape}; they must match."
                 )
             checked.append(dy)
-        return checked
+        return precision.demote(checked, solve_dtypes)
 
     return field
 
