@@ -12,6 +12,7 @@ __all__ = [
     "choice",
     "in_interval",
     "non_negative_float",
+    "non_negative_int",
     "positive_float",
     "positive_int",
 ]
@@ -21,14 +22,21 @@ def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def positive_int(name, value):
     """Returns `value` as an int, or raises `ValueError` unless an int >= 1."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < 1
-    ):
+    if not _is_int(value) or value < 1:
         raise ValueError(f"{name} must be an int >= 1; got {value!r}.")
+    return int(value)
+
+
+def non_negative_int(name, value):
+    """Returns `value` as an int, or raises `ValueError` unless an int >= 0."""
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0; got {value!r}.")
     return int(value)
 
 
@@ -53,12 +61,46 @@ def at_least(name, value, lower):
     return float(value)
 
 
-def in_interval(name, value, lower, upper):
+# Which ends an interval holds: `closed` of `in_interval`.
+_BRACKETS = {
+    "both": ("[", "]"),
+    "left": ("[", ")"),
+    "right": ("(", "]"),
+    "neither": ("(", ")"),
+}
+
+
+def in_interval(name, value, lower, upper, closed="right"):
     """Returns `value` as a float, or raises `ValueError` unless it lies in
-    the half-open interval `(lower, upper]`."""
-    if not _is_real(value) or not lower < value <= upper:
+    the interval from `lower` to `upper`.
+
+    Args:
+        name: The argument's name, for the message.
+        value: The value to check: a real number (not a bool).
+        lower: The lower end.
+        upper: The upper end.
+        closed: Which ends belong to the interval: `"right"` for
+            `(lower, upper]`, `"left"` for `[lower, upper)`, `"both"` for
+            `[lower, upper]`, `"neither"` for `(lower, upper)`.
+            Default value: `"right"`.
+
+    Raises:
+        ValueError: naming `name`, the interval and `value`, e.g.
+            `momentum must be in [0, 1); got 1.`
+    """
+    if closed not in _BRACKETS:
         raise ValueError(
-            f"{name} must be in ({lower}, {upper}]; got {value!r}."
+            f"closed must be one of {', '.join(map(repr, _BRACKETS))}; got "
+            f"{closed!r}."
+        )
+    left, right = _BRACKETS[closed]
+    inside = _is_real(value) and (
+        (lower <= value if left == "[" else lower < value)
+        and (value <= upper if right == "]" else value < upper)
+    )
+    if not inside:
+        raise ValueError(
+            f"{name} must be in {left}{lower}, {upper}{right}; got {value!r}."
         )
     return float(value)
 

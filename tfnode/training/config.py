@@ -177,12 +177,6 @@ def _optional(check, name, value):
     return None if value is None else check(name, value)
 
 
-def _non_negative_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0; got {value!r}.")
-    return value
-
-
 def validate(config):
     """Checks a `TrainConfig` before anything is built or loaded.
 
@@ -221,14 +215,22 @@ def validate(config):
     ):
         _optional(validation.positive_int, name, getattr(config, name))
     for name in ("seed", "data_seed"):
-        _non_negative_int(name, getattr(config, name))
+        validation.non_negative_int(name, getattr(config, name))
     validation.positive_float("lr", config.lr)
     validation.non_negative_float("weight_decay", config.weight_decay)
-    if validation.non_negative_float("momentum", config.momentum) >= 1:
-        raise ValueError(
-            f"momentum must be in [0, 1); got {config.momentum!r}."
-        )
+    validation.in_interval("momentum", config.momentum, 0, 1, closed="left")
     validation.in_interval("lr_decay_factor", config.lr_decay_factor, 0, 1)
+    for factor in config.test_factors:
+        validation.positive_float("test_factors", factor)
+    validation.in_interval(
+        "adaptation_threshold",
+        config.adaptation_threshold,
+        0,
+        1,
+        closed="both",
+    )
+    for name in ("adaptation_interval", "adaptation_max_steps"):
+        validation.positive_int(name, getattr(config, name))
     _check_combinations(config)
     return config
 
@@ -250,10 +252,9 @@ def _check_combinations(config):
             raise ValueError(
                 "lr_schedule=step needs lr_decay_epochs (e.g. 150,250)."
             )
-        if any(
-            isinstance(e, bool) or not isinstance(e, int) or e < 1
-            for e in epochs
-        ) or epochs != sorted(set(epochs)):
+        for epoch in epochs:
+            validation.positive_int("lr_decay_epochs", epoch)
+        if epochs != sorted(set(epochs)):
             raise ValueError(
                 "lr_decay_epochs must be increasing ints >= 1; got "
                 f"{config.lr_decay_epochs}."
