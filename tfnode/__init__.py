@@ -6,7 +6,10 @@ from tfnode import models
 from tfnode import norms
 from tfnode import robustness
 from tfnode import solvers
+from tfnode.dense import DenseSolution
+from tfnode.dense import solve_dense
 from tfnode.diagnostics import NFECounter
+from tfnode.events import odeint_event
 from tfnode.layers import ODEBlock
 from tfnode.layers import ode_blocks
 from tfnode.layers import set_solver
@@ -15,9 +18,10 @@ from tfnode.settings import SolveSettings
 from tfnode.stepping import SolveStats
 from tfnode.stepping import Status
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
+    "DenseSolution",
     "NFECounter",
     "ODEBlock",
     "SolveSettings",
@@ -29,7 +33,9 @@ __all__ = [
     "norms",
     "ode_blocks",
     "odeint",
+    "odeint_event",
     "robustness",
     "set_solver",
+    "solve_dense",
     "solvers",
 ]

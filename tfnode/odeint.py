@@ -12,7 +12,7 @@ from tfnode.settings import resolve
 from tfnode.vector_field import build_for_state
 from tfnode.vector_field import call_field
 
-__all__ = ["odeint"]
+__all__ = ["odeint", "prepare"]
 
 
 @tf.autograph.experimental.do_not_convert
@@ -97,7 +97,27 @@ def odeint(
     [2]: Hairer, Norsett, Wanner. Solving Ordinary Differential Equations I.
          Springer, 1993.
     """
-    settings = resolve(settings, **shorthand)
+    problem, t, unflatten = prepare(
+        func, y0, t, resolve(settings, **shorthand), args, nfe_counter
+    )
+    ys, stats = _solve(problem, t)
+    if nfe_counter is not None:
+        nfe_counter.update_forward(stats.num_fn_evals)
+    ys = unflatten(ys)
+    return (ys, stats) if return_stats else ys
+
+
+def prepare(func, y0, t, settings, args=(), nfe_counter=None):
+    """Validates a solve's inputs once (`odeint`, `solve_dense`,
+    `odeint_event`).
+
+    Returns:
+        problem: The `Problem` on flat states, in the solve's dtype, its
+            times without gradient.
+        t: The times, in the solve's dtype, still differentiable.
+        unflatten: Maps flat states (with any leading axes) back to `y0`'s
+            structure and dtypes.
+    """
     structure = y0
     y0_flat = [tf.convert_to_tensor(y) for y in tf.nest.flatten(y0)]
     dtype = _state_dtype(y0_flat)
@@ -114,12 +134,14 @@ def odeint(
         settings=settings,
         nfe_counter=nfe_counter,
     )
-    ys, stats = _solve(problem, t)
-    if nfe_counter is not None:
-        nfe_counter.update_forward(stats.num_fn_evals)
-    ys = precision.demote(ys, [y.dtype for y in y0_flat])
-    ys = tf.nest.pack_sequence_as(structure, ys)
-    return (ys, stats) if return_stats else ys
+    dtypes = [y.dtype for y in y0_flat]
+
+    def unflatten(flat):
+        return tf.nest.pack_sequence_as(
+            structure, precision.demote(flat, dtypes)
+        )
+
+    return problem, t, unflatten
 
 
 def _solve(problem, t):
