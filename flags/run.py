@@ -101,7 +101,11 @@ def define_run_flags(flag_values):
     absl_flags.DEFINE_bool(
         "jit_compile",
         False,
-        "Compile the training step with XLA.",
+        "Compile the training step with XLA. On CPU it is refused for "
+        "convolutional fields differentiated inside a loop (adjoint other "
+        "than backprop, adaptive solvers, more than 32 fixed steps): XLA "
+        "runs those train steps tens of times slower "
+        "(docs/benchmarks/xla.md).",
         flag_values=flag_values,
     )
     absl_flags.DEFINE_bool(

@@ -1,33 +1,47 @@
-"""XLA on CPU: formulations of the conv train step, timed against graph mode.
+"""XLA on CPU: the train step of a problem, compiled and not, side by side.
 
-The conv problem (`scripts/standard_problems.py`: 32 x 16 x 16 x 32,
-conv3x3-GroupNorm(8)-ReLU-conv3x3-GroupNorm(8)), rk4 with 16 steps on
-[0, 1], loss mean(y(1)^2), gradient with respect to the field's weights
-and one SGD update, in each of these formulations:
+A problem of `scripts/standard_problems.py` (`conv`: 32 x 16 x 16 x 32,
+conv3x3-GroupNorm(8)-ReLU-conv3x3-GroupNorm(8); `mlp`: 256 x 32,
+Dense(64, tanh)-Dense(32)), rk4 with 16 steps on [0, 1], loss mean(y(1)^2),
+gradient with respect to the field's weights and one SGD update, in each of
+these formulations:
 
 ```none
-tfnode_graph           tfnode.odeint (backprop) in tf.function: the reference
-tfnode_xla             the same step under jit_compile=True
-tfnode_anode_graph     tfnode.odeint, adjoint="anode", tf.function
-tfnode_anode_xla       the same under jit_compile=True
-tfnode_field_xla       tfnode_graph with the field alone compiled
-                       (tf.function(jit_compile=True) around each call)
-while_graph            the RK4 loop written by hand as one tf.while_loop
-while_xla              the same under jit_compile=True
-unrolled_xla           the 16 RK4 steps unrolled in Python (no loop), XLA
-unrolled_graph         the same, graph mode
-while_nchw_xla         the while loop under XLA with the field written
-                       channels-first (NCHW convolutions and group norm)
+tfnode_graph               tfnode.odeint (backprop), tf.function: the reference
+tfnode_xla                 the same step under jit_compile=True (the steps
+                           unrolled: tfnode.stepping.grid.UNROLL_MAX_STEPS)
+tfnode_xla_loop            the same with UNROLL_MAX_STEPS = 0: the steps in a
+                           tf.while_loop under XLA (tfnode before unrolling)
+tfnode_anode_graph         tfnode.odeint, adjoint="anode", tf.function
+tfnode_anode_xla           the same under jit_compile=True
+tfnode_anode_xla_loop      the same with UNROLL_MAX_STEPS = 0
+tfnode_continuous_graph    adjoint="continuous" (16 rk4 steps back), graph
+tfnode_continuous_xla      the same under jit_compile=True
+tfnode_field_xla           tfnode_graph with the field alone compiled
+                           (tf.function(jit_compile=True) around each call)
+while_graph                the RK4 loop written by hand as one tf.while_loop
+while_xla                  the same under jit_compile=True
+unrolled_graph             the 16 RK4 steps unrolled in Python (no loop), graph
+unrolled_xla               the same, XLA
+while_nchw_xla             the while loop under XLA with the field written
+                           channels-first (conv only)
 ```
 
-Each variant is compiled and run once, then timed over `--repeats` steps
-(median), in one process; the table gives each median over tfnode_graph's.
+Every variant runs in its own process (`--processes` of them, the variants
+alternating, in reverse order every other round): the first call (trace +
+compile) is timed, then `--repeats` steps, whose median is the process's
+step time. The table gives, per variant, the min/median/max over the
+processes of the step time, and of its ratio to `tfnode_graph`'s process of
+the same round.
 
-    python scripts/benchmark_xla.py --variants=tfnode_graph,unrolled_xla
+    python scripts/benchmark_xla.py --problem=conv --processes=3 \
+        --variants=tfnode_graph,tfnode_xla,tfnode_xla_loop
 """
 
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -41,14 +55,19 @@ import standard_problems  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfnode  # noqa: E402
+from tfnode.stepping import grid  # noqa: E402
 
 FLAGS = absl_flags.FLAGS
 STEPS = 16
 VARIANTS = (
     "tfnode_graph",
     "tfnode_xla",
+    "tfnode_xla_loop",
     "tfnode_anode_graph",
     "tfnode_anode_xla",
+    "tfnode_anode_xla_loop",
+    "tfnode_continuous_graph",
+    "tfnode_continuous_xla",
     "tfnode_field_xla",
     "while_graph",
     "while_xla",
@@ -56,12 +75,27 @@ VARIANTS = (
     "unrolled_xla",
     "while_nchw_xla",
 )
+REFERENCE = "tfnode_graph"
 
 
 def define_flags():
     absl_flags.DEFINE_list("variants", list(VARIANTS), "Variants to run.")
-    absl_flags.DEFINE_integer("repeats", 3, "Timed steps per variant.")
+    absl_flags.DEFINE_enum(
+        "problem", "conv", standard_problems.PROBLEMS, "The problem."
+    )
+    absl_flags.DEFINE_integer("repeats", 3, "Timed steps per process.")
+    absl_flags.DEFINE_integer("processes", 3, "Processes per variant.")
     absl_flags.DEFINE_integer("threads", 2, "Intra/inter-op threads.")
+    absl_flags.DEFINE_string(
+        "output", None, "Also writes the processes' results to this JSON."
+    )
+    absl_flags.DEFINE_integer(
+        "timeout",
+        None,
+        "Seconds a process may take; one that takes longer is reported as "
+        "such (a lower bound for the variants that are traps).",
+    )
+    absl_flags.DEFINE_string("child", None, "Internal: the variant to time.")
 
 
 def _rk4_step(field, y, h):
@@ -108,9 +142,12 @@ def _nchw_field(field):
 
 def _solver(variant, field):
     """`solve(y0) -> y(1)` of the variant, and whether to compile."""
-    xla = variant.endswith("_xla") and variant != "tfnode_field_xla"
+    xla = "_xla" in variant and variant != "tfnode_field_xla"
     if variant.startswith("tfnode"):
-        adjoint = "anode" if "anode" in variant else "backprop"
+        adjoint = "backprop"
+        for method in ("anode", "continuous"):
+            if f"_{method}_" in variant:
+                adjoint = method
         func = field
         if variant == "tfnode_field_xla":
             func = tf.function(field, jit_compile=True)
@@ -162,8 +199,13 @@ def _train_step(variant, field, y0):
     return step
 
 
-def _measure(variant):
-    field, y0 = standard_problems.make_problem("conv")
+def _time_variant(variant):
+    """Runs in the child: first call and `--repeats` timed steps."""
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    if variant.endswith("_loop"):
+        grid.UNROLL_MAX_STEPS = 0
+    field, y0 = standard_problems.make_problem(FLAGS.problem)
     step = _train_step(variant, field, y0)
     start = time.perf_counter()
     loss = float(step())
@@ -173,35 +215,127 @@ def _measure(variant):
         start = time.perf_counter()
         step().numpy()
         times.append(time.perf_counter() - start)
-    return {"first": first, "median": statistics.median(times), "loss": loss}
+    return {
+        "variant": variant,
+        "first": first,
+        "steps": times,
+        "median": statistics.median(times),
+        "loss": loss,
+        "unroll_max_steps": grid.UNROLL_MAX_STEPS,
+    }
+
+
+def _run_process(variant):
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        f"--child={variant}",
+        f"--problem={FLAGS.problem}",
+        f"--repeats={FLAGS.repeats}",
+        f"--threads={FLAGS.threads}",
+    ]
+    load = os.getloadavg()[0]
+    try:
+        proc = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=FLAGS.timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {
+            "variant": variant,
+            "error": f"no result within --timeout={FLAGS.timeout} s "
+            "(first call and steps)",
+            "load_before": load,
+        }
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT"):
+            result = json.loads(line[len("RESULT") :])
+            result["load_before"] = load
+            return result
+    errors = [
+        line for line in proc.stderr.splitlines() if "Error" in line
+    ] or proc.stderr.splitlines()[-1:]
+    print(f"{variant} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+    return {"variant": variant, "error": errors[-1][:300], "load_before": load}
+
+
+def _spread(values, fmt):
+    values = sorted(values)
+    return (
+        f"{fmt.format(statistics.median(values))} "
+        f"({fmt.format(values[0])} - {fmt.format(values[-1])})"
+    )
+
+
+def _table(runs, variants):
+    lines = [
+        f"| variant | first call s | step s, median (min - max) | "
+        f"step / {REFERENCE}, median (min - max) | load average |",
+        "|---|---|---|---|---|",
+    ]
+    reference = [r.get("median") for r in runs[REFERENCE]]
+    for variant in variants:
+        failed = [r for r in runs[variant] if "error" in r]
+        if failed:
+            lines.append(
+                f"| `{variant}` | fails: {failed[0]['error'][:120]} | - | - "
+                f"| - |"
+            )
+            continue
+        results = runs[variant]
+        ratios = [
+            r["median"] / ref
+            for r, ref in zip(results, reference, strict=False)
+        ]
+        loads = [r["load_before"] for r in results]
+        lines.append(
+            f"| `{variant}` | "
+            f"{statistics.median(r['first'] for r in results):.1f} | "
+            f"{_spread([r['median'] for r in results], '{:.3f}')} | "
+            f"**{_spread(ratios, '{:.2f}')}** | "
+            f"{statistics.median(loads):.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError("Too many command-line arguments.")
+    if FLAGS.child:
+        print("RESULT" + json.dumps(_time_variant(FLAGS.child)), flush=True)
+        return
     unknown = sorted(set(FLAGS.variants) - set(VARIANTS))
     if unknown:
         raise app.UsageError(f"Unknown variants {unknown}; of {VARIANTS}.")
-    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     variants = list(FLAGS.variants)
-    if "tfnode_graph" not in variants:
-        variants.insert(0, "tfnode_graph")
-    results = {}
+    if REFERENCE not in variants:
+        variants.insert(0, REFERENCE)
+    runs = {variant: [] for variant in variants}
+    for round_ in range(FLAGS.processes):
+        order = variants if round_ % 2 == 0 else variants[::-1]
+        for variant in order:
+            runs[variant].append(_run_process(variant))
+            r = runs[variant][-1]
+            if "error" in r:
+                continue
+            print(
+                f"  round {round_} {variant}: first {r['first']:.1f} s, "
+                f"step {r['median']:.3f} s, load {r['load_before']:.1f}",
+                file=sys.stderr,
+                flush=True,
+            )
     print(
-        "| variant | first call (trace + compile) s | step s | / tfnode_graph |"
+        f"problem={FLAGS.problem} steps={STEPS} repeats={FLAGS.repeats} "
+        f"processes={FLAGS.processes} threads={FLAGS.threads} "
+        f"tf={tf.__version__} unroll_max_steps={grid.UNROLL_MAX_STEPS}"
     )
-    print("|---|---|---|---|")
-    for variant in variants:
-        results[variant] = _measure(variant)
-        r = results[variant]
-        ratio = r["median"] / results["tfnode_graph"]["median"]
-        print(
-            f"| {variant} | {r['first']:.1f} | {r['median']:.3f} | "
-            f"{ratio:.2f} |",
-            flush=True,
-        )
-    print(f"threads={FLAGS.threads} tf={tf.__version__}")
+    print(_table(runs, variants))
+    if FLAGS.output:
+        with open(FLAGS.output, "w") as f:
+            json.dump(runs, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ import tfnode
 import train
 from tests import test_util
 from tfnode import training
+from tfnode.stepping import grid
 from tfnode.training import checkpointing
+from tfnode.training import trainer
 from tfnode.training.run_dir import prepare_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -632,6 +634,101 @@ class NonFiniteTest(TrainTestCase):
             "diverged at epoch 1.*became NaN or Inf.*smaller lr",
         ):
             training.train(self.config(optimizer="sgd", lr=1e4))
+
+
+def _jit_config(network, channels=None, **solve):
+    return training.resolve(
+        training.TrainConfig(
+            network=network,
+            channels=channels,
+            jit_compile=True,
+            settings=tfnode.models.settings_for(network, **solve),
+        )
+    )
+
+
+def _jit_check(config):
+    model = training.build_model(config, tfnode.datasets.get(config.dataset))
+    trainer.check_jit_compile(config, model)
+
+
+@test_util.parameterized.named_parameters(
+    ("anode", {"solver": "rk4", "steps": 2, "adjoint": "anode"}, "anode"),
+    (
+        "continuous",
+        {"solver": "rk4", "steps": 2, "adjoint": "continuous"},
+        "continuous",
+    ),
+    ("adaptive", {"solver": "dopri5", "tol": 1e-3}, "adaptive solver"),
+    (
+        "too_many_steps",
+        {"solver": "rk4", "steps": grid.UNROLL_MAX_STEPS + 1},
+        f"exceed the {grid.UNROLL_MAX_STEPS}",
+    ),
+)
+class JitCompileTrapTest(TrainTestCase):
+    """On CPU `--jit_compile` is refused where XLA is a measured trap:
+    convolutional fields differentiated inside a `while` loop."""
+
+    def setUp(self):
+        super().setUp()
+        if tf.config.list_logical_devices("GPU"):
+            self.skipTest("the check applies on CPU only")
+
+    def test_conv_field_is_refused(self, solve, reason):
+        config = _jit_config("odenet", channels=4, **solve)
+        with self.assertRaisesRegex(ValueError, "--jit_compile") as caught:
+            _jit_check(config)
+        message = str(caught.exception)
+        for part in (
+            reason,
+            trainer.XLA_CONV_LOOP_SLOWDOWN,
+            "Drop --jit_compile",
+            "--adjoint=backprop",
+        ):
+            self.assertIn(part, message)
+
+    def test_dense_field_is_not(self, solve, reason):
+        del reason
+        _jit_check(_jit_config("linear_odenet", channels=4, **solve))
+
+
+class JitCompileTest(TrainTestCase):
+    def setUp(self):
+        super().setUp()
+        if tf.config.list_logical_devices("GPU"):
+            self.skipTest("the check applies on CPU only")
+
+    def test_unrolled_conv_solve_is_allowed(self):
+        _jit_check(
+            _jit_config(
+                "odenet",
+                channels=4,
+                solver="rk4",
+                steps=grid.UNROLL_MAX_STEPS,
+            )
+        )
+
+    def test_only_with_jit_compile(self):
+        config = _jit_config("odenet", channels=4, solver="dopri5", tol=1e-3)
+        _jit_check(config.replace(jit_compile=False))
+
+    def test_train_py_refuses_before_writing_anything(self):
+        model_dir = self.tempdir()
+        with train_flags(
+            "--network=odenet",
+            "--channels=4",
+            "--solver=rk4",
+            "--steps=2",
+            "--adjoint=anode",
+            "--jit_compile",
+            f"--model_dir={model_dir}",
+        ):
+            with self.assertRaisesRegex(
+                app.UsageError, "--jit_compile.*slower"
+            ):
+                train.main(["train.py"])
+        self.assertEmpty(os.listdir(model_dir))
 
 
 class MainTest(TrainTestCase):

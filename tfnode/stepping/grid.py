@@ -7,7 +7,16 @@ import tensorflow as tf
 
 from tfnode.stepping.records import record
 
+# Under XLA, a fixed-grid interval of at most this many steps (known when
+# the solve is traced) runs as a Python loop at trace time instead of a
+# `tf.while_loop`. XLA:CPU compiles the gradient of a convolution inside a
+# `while` loop about 50x slower than graph mode runs it, and the same steps
+# unrolled faster than graph mode (docs/benchmarks/xla.md); tracing and
+# compile time grow with the steps, hence the bound.
+UNROLL_MAX_STEPS = 32
+
 __all__ = [
+    "UNROLL_MAX_STEPS",
     "fixed_grid",
     "fixed_interval_loop",
     "grid_step",
@@ -76,8 +85,35 @@ def static_step_counts(t, settings):
     ]
 
 
+def _static_count(counts, i, num_steps):
+    """The step count of interval `i` as an int when `counts` (the static
+    counts of all intervals) tells it, else `num_steps`."""
+    if isinstance(num_steps, int) or not counts:
+        return num_steps
+    if len(set(counts)) == 1:
+        return counts[0]
+    index = tf.get_static_value(i)
+    return num_steps if index is None else counts[int(index) - 1]
+
+
+def _unrolls(num_steps):
+    """Whether an interval of `num_steps` steps runs unrolled: under XLA,
+    with a static count of at most `UNROLL_MAX_STEPS`."""
+    # Imported here: `integrate` imports this module.
+    from tfnode.stepping.integrate import in_xla_context
+
+    return (
+        isinstance(num_steps, int)
+        and num_steps <= UNROLL_MAX_STEPS
+        and in_xla_context()
+    )
+
+
 def fixed_interval_loop(solver, func, t, settings, loop, max_steps):
     """The loop over the steps of one interval of a fixed grid.
+
+    Under XLA an interval with a static step count of at most
+    `UNROLL_MAX_STEPS` is unrolled (see `UNROLL_MAX_STEPS`).
 
     Args:
         solver: The Runge-Kutta method.
@@ -92,10 +128,12 @@ def fixed_interval_loop(solver, func, t, settings, loop, max_steps):
         to `t[i]`; returns the same tuple less `i`.
     """
     dtype = t.dtype
+    counts = static_step_counts(t, settings)
 
     def interval(i, y, f, h, counters, records):
         t_a, t_b = t[i - 1], t[i]
         n_steps, h_nominal = fixed_grid(t_a, t_b, settings)
+        n_steps = _static_count(counts, i, n_steps)
         nfe, accepted, rejected, status = counters
         evals_per_step = []
 
@@ -112,12 +150,18 @@ def fixed_interval_loop(solver, func, t, settings, loop, max_steps):
                 records = record(records, accepted + n, t_n, h_n, y, out)
             return n + 1, y1, f1 or [], records
 
-        _, y, f, records = loop(
-            lambda n, *_: n < n_steps,
-            body,
-            (tf.constant(0, tf.int32), y, f, records),
-            maximum_iterations=max_steps,
-        )
+        if _unrolls(n_steps):
+            # The same body, once per step at trace time: the states, the
+            # records and the counters are those of the loop.
+            for n in range(n_steps):
+                _, y, f, records = body(tf.constant(n, tf.int32), y, f, records)
+        else:
+            _, y, f, records = loop(
+                lambda n, *_: n < n_steps,
+                body,
+                (tf.constant(0, tf.int32), y, f, records),
+                maximum_iterations=max_steps,
+            )
         n_steps = tf.convert_to_tensor(n_steps, tf.int32)
         counters = (
             nfe + evals_per_step[0] * n_steps,

@@ -30,6 +30,7 @@ from tfnode import datasets
 from tfnode import models
 from tfnode import robustness
 from tfnode.layers import ode_blocks
+from tfnode.stepping import grid
 from tfnode.training import checkpointing
 from tfnode.training.callbacks import METRICS_FILE
 from tfnode.training.callbacks import EpochRecorder
@@ -51,7 +52,9 @@ __all__ = [
     "NonFiniteLossError",
     "SolveFailedError",
     "TrainResult",
+    "XLA_CONV_LOOP_SLOWDOWN",
     "build_model",
+    "check_jit_compile",
     "resolve",
     "train",
 ]
@@ -134,6 +137,74 @@ def build_model(config, info):
         settings=config.settings,
         **_network_kwargs(config),
     )
+
+
+# What docs/benchmarks/xla.md measured on CPU for the conv problem (rk4,
+# 16 steps, one train step), XLA over graph mode.
+XLA_CONV_LOOP_SLOWDOWN = "about 50x"
+
+
+def _has_convolutions(layer):
+    """Whether `layer` holds a convolution kernel (a weight of rank >= 3)."""
+    return any(len(w.shape) >= 3 for w in layer.weights)
+
+
+def _xla_loop_reason(block):
+    """Why `block`'s training step would differentiate its field inside a
+    `while` loop under XLA, or `None` when XLA runs its steps unrolled."""
+    settings = block.settings
+    if settings.adjoint.name != "backprop":
+        return (
+            f"adjoint={settings.adjoint.name!r} runs its backward pass in "
+            "tf.while_loops"
+        )
+    if not settings.fixed_grid:
+        return (
+            f"the adaptive solver {settings.solver_name!r} steps in a "
+            "tf.while_loop"
+        )
+    times = block._times()  # pylint: disable=protected-access
+    if len(times) > 2:
+        return "its output_times are solved in a tf.while_loop"
+    counts = grid.static_step_counts(tf.constant(times), settings)
+    if counts is None or max(counts) > grid.UNROLL_MAX_STEPS:
+        steps = "?" if counts is None else max(counts)
+        return (
+            f"its {steps} steps exceed the {grid.UNROLL_MAX_STEPS} that XLA "
+            "runs unrolled"
+        )
+    return None
+
+
+def check_jit_compile(config, model):
+    """Refuses `jit_compile` where XLA is a measured trap: on CPU, for ODE
+    blocks with convolutional fields whose gradient would run inside a
+    `tf.while_loop` (XLA:CPU compiles that code badly).
+
+    Raises:
+        ValueError: naming `--jit_compile`, the blocks, the measured
+            slowdown and the alternatives.
+    """
+    if not config.jit_compile or tf.config.list_logical_devices("GPU"):
+        return
+    traps = []
+    for block in ode_blocks(model):
+        if not _has_convolutions(block.func):
+            continue
+        reason = _xla_loop_reason(block)
+        if reason is not None:
+            traps.append(f"{block.name} ({reason})")
+    if traps:
+        raise ValueError(
+            "--jit_compile (jit_compile=True) on CPU: XLA compiles the "
+            "gradient of convolutions inside a tf.while_loop badly, and in "
+            f"{', '.join(traps)} it would: a train step measured "
+            f"{XLA_CONV_LOOP_SLOWDOWN} slower than without XLA "
+            "(docs/benchmarks/xla.md). Drop --jit_compile, or use "
+            "--adjoint=backprop with a fixed-step solver and at most "
+            f"{grid.UNROLL_MAX_STEPS} steps (e.g. --solver=rk4 --steps=8), "
+            "which XLA runs unrolled and faster than graph mode."
+        )
 
 
 def _check_test_solvers(config, model):
@@ -240,7 +311,9 @@ def train(config, *, strategy=None, callbacks=()):
         A `TrainResult`.
 
     Raises:
-        ValueError: for a bad setting, naming it and its allowed values.
+        ValueError: for a bad setting, naming it and its allowed values;
+            for `jit_compile` where it is a measured trap on CPU (see
+            `check_jit_compile`).
         ModelDirError: when `model_dir` holds another run or other files.
         DatasetNotFoundError: when MNIST or CIFAR-10 is missing.
         NonFiniteLossError: when the loss turns NaN or infinite; the last
@@ -254,6 +327,12 @@ def train(config, *, strategy=None, callbacks=()):
     model_dir = config.model_dir or default_model_dir(config)
     config = config.replace(model_dir=model_dir)
     per_replica_batch_size(config.batch_size, strategy)
+    if config.jit_compile:
+        # Before the run folder and the seeds: a throwaway model, checked
+        # only (`set_random_seed` below restarts every generator).
+        check_jit_compile(
+            config, build_model(config, datasets.get(config.dataset))
+        )
     eval_batch_size = config.eval_batch_size or config.batch_size
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
