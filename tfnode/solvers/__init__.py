@@ -12,6 +12,7 @@
 | `dopri5` | 5(4) | yes | Dormand & Prince 1980 |
 | `tsit5` | 5(4) | yes | Tsitouras 2011 |
 | `tfp_dopri5` | 5(4) | yes | `tfp.math.ode.DormandPrince` |
+| `bdf` (alias `tfp_bdf`) | 1-5 | yes | `tfp.math.ode.BDF` (stiff problems) |
 """
 
 from tfnode.registry import Registry
@@ -20,6 +21,7 @@ from tfnode.solvers.reverse_steps import REVERSE_STEPS
 from tfnode.solvers.runge_kutta import ExplicitRungeKutta
 from tfnode.solvers.tableau import ButcherTableau
 from tfnode.solvers.tableaus import TABLEAUS
+from tfnode.solvers.tfp_bdf import TFPBDF
 from tfnode.solvers.tfp_dormand_prince import TFPDormandPrince
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "ExplicitRungeKutta",
     "REGISTRY",
     "Solver",
+    "TFPBDF",
     "TFPDormandPrince",
     "deserialize",
     "get",
@@ -43,6 +46,7 @@ for _name, _tableau in TABLEAUS.items():
         _ALIASES.get(_name, ()),
     )
 REGISTRY.register(TFPDormandPrince.name, TFPDormandPrince())
+REGISTRY.register(TFPBDF.name, TFPBDF(), ("tfp_bdf",))
 
 get = REGISTRY.get
 names = REGISTRY.names
