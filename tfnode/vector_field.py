@@ -9,6 +9,7 @@ takes only the state (`f(y)`, autonomous); either may take `training`.
 """
 
 import inspect
+import math
 import weakref
 
 import keras
@@ -91,13 +92,107 @@ def call_field(func, t, y, *args, training=None):
     """
     autonomous, with_training = _signature(func)
     kwargs = {"training": training} if with_training else {}
-    if autonomous:
-        out = func(y, *args, **kwargs)
-    else:
-        out = func(t, y, *args, **kwargs)
-    if isinstance(func, keras.layers.Layer):
-        out = _cast_like(out, y)
-    return out
+
+    def call(t, y, *args):
+        if autonomous:
+            out = func(y, *args, **kwargs)
+        else:
+            out = func(t, y, *args, **kwargs)
+        if isinstance(func, keras.layers.Layer):
+            out = _cast_like(out, y)
+        return out
+
+    if _computes_in_float16(func, y):
+        return _normalized_cotangents(call, t, y, args)
+    return call(t, y, *args)
+
+
+def _computes_in_float16(func, y):
+    """Whether `func` is a Keras layer computing in `float16` on a wider
+    state (a `mixed_float16` policy)."""
+    if not isinstance(func, keras.layers.Layer):
+        return False
+    if func.compute_dtype != "float16":
+        return False
+    return any(
+        tf.is_tensor(leaf) and leaf.dtype in (tf.float32, tf.float64)
+        for leaf in tf.nest.flatten(y)
+    )
+
+
+def _normalized_cotangents(call, t, y, args):
+    """`call(t, y, *args)`, differentiated with its cotangents scaled to a
+    largest magnitude near 1 and the gradients scaled back in the state's
+    dtype.
+
+    A `float16` field overflows at 65504. Under dynamic loss scaling the
+    cotangents reaching it are the loss scale times the gradient, and an
+    overflow there would stop a solve that differentiates the field inside
+    its own steps (the continuous adjoint's backward ODE) rather than just
+    skip the optimizer's step. Scaling by a power of two is exact.
+    """
+    inputs = tf.nest.flatten((t, y, args))
+    floating = [
+        i
+        for i, x in enumerate(inputs)
+        if tf.is_tensor(x) and x.dtype.is_floating
+    ]
+
+    structure = []
+
+    @tf.custom_gradient
+    def scaled(*watched):
+        values = list(inputs)
+        for i, x in zip(floating, watched, strict=True):
+            values[i] = x
+        with tf.GradientTape() as tape:
+            tape.watch(watched)
+            t_, y_, args_ = tf.nest.pack_sequence_as((t, y, args), values)
+            out = call(t_, y_, *args_)
+        if out is None:
+            raise TypeError(
+                "The vector field returned None; it must return dy/dt, "
+                "structured like y."
+            )
+        structure.append(out)
+        out_flat = [tf.convert_to_tensor(o) for o in tf.nest.flatten(out)]
+
+        def grad(*cotangents, variables=None):
+            scale = _power_of_two_scale(cotangents)
+            sources = list(watched) + list(variables or [])
+            grads = tape.gradient(
+                out_flat,
+                sources,
+                output_gradients=[
+                    c / tf.cast(scale, c.dtype) for c in cotangents
+                ],
+            )
+            grads = [
+                None if g is None else g * tf.cast(scale, g.dtype)
+                for g in grads
+            ]
+            grads_in = grads[: len(watched)]
+            if variables is None:
+                return grads_in
+            return grads_in, grads[len(watched) :]
+
+        return out_flat, grad
+
+    out_flat = scaled(*[inputs[i] for i in floating])
+    return tf.nest.pack_sequence_as(structure[0], list(out_flat))
+
+
+def _power_of_two_scale(tensors):
+    """The power of two nearest above the largest finite magnitude of
+    `tensors` (`1` when they are all zero or hold Inf or NaN)."""
+    largest = tf.reduce_max(
+        [tf.reduce_max(tf.abs(tf.cast(x, tf.float32))) for x in tensors]
+    )
+    usable = tf.math.is_finite(largest) & (largest > 0)
+    exponent = tf.math.ceil(
+        tf.math.log(tf.where(usable, largest, 1.0)) / math.log(2.0)
+    )
+    return tf.where(usable, 2.0**exponent, 1.0)
 
 
 def _cast_like(out, y):
