@@ -37,14 +37,22 @@ class TFPBDF(Solver):
     elements, not for Neural ODE image states.
 
     Adaptive only; integrates forwards in time (tfnode flips the time axis
-    for decreasing `t`). Its loop is TFP's, not open to step replay, so it
-    supports the `continuous` gradient only. `SolveSettings` map to TFP's
-    arguments as `rtol`, `atol`, `first_step` (TFP's estimate when unset),
-    `safety`, `ifactor` (largest growth), `dfactor` (largest shrink) and
-    `max_num_steps` (attempts, counting failed Newton solves). TFP measures
-    the error with the Euclidean norm of the scaled error (`sqrt(N)` times
-    the RMS norm), so `norm="max"` or a custom norm, `min_step > 0` and a
-    finite `max_step` cannot be honoured and raise `ValueError`.
+    for decreasing `t`). Called eagerly, the solve runs in a `tf.function`
+    traced at each call (op by op, TFP's loops retrace the Jacobian at every
+    step and are over ten times slower); it runs in `tf.function` and under
+    XLA too. Its loop is TFP's, not open to step replay, so it supports the
+    `continuous` gradient only, whose backward solve of the state is
+    accurate while `lambda_max * gap` (the fastest decay rate times the
+    spacing of `t`) stays below about 10: decaying modes grow backwards in
+    time (docs/stiff.md).
+
+    `SolveSettings` map to TFP's arguments as `rtol`, `atol`, `first_step`
+    (TFP's estimate when unset), `safety`, `ifactor` (largest growth),
+    `dfactor` (largest shrink) and `max_num_steps` (attempts, counting
+    failed Newton solves). TFP measures the error with the Euclidean norm
+    of the scaled error (`sqrt(N)` times the RMS norm), so `norm="max"` or
+    a custom norm, `min_step > 0` and a finite `max_step` cannot be
+    honoured and raise `ValueError`.
 
     `SolveStats.num_fn_evals` counts every call of `func` in the forward
     solve: TFP's Newton iterations, the calls of its start (the first
@@ -60,8 +68,7 @@ class TFPBDF(Solver):
     """
 
     name = "bdf"
-    order = 5
-    error_order = 5
+    order = 5  # The highest; the order varies from 1 to 5.
     adaptive = True
     supports_fixed_grid = False
     replayable = False
