@@ -61,11 +61,11 @@ absl_flags.DEFINE_float(
 absl_flags.DEFINE_float(
     "initial_e", 0.5, "Initial guess of e.", flag_values=FLAGS
 )
-absl_flags.DEFINE_integer(
-    "bounces", 5, "Observed bounces.", flag_values=FLAGS
-)
+absl_flags.DEFINE_integer("bounces", 5, "Observed bounces.", flag_values=FLAGS)
 absl_flags.DEFINE_float(
-    "noise", 0.01, "Standard deviation of the observed times (s).",
+    "noise",
+    0.01,
+    "Standard deviation of the observed times (s).",
     flag_values=FLAGS,
 )
 absl_flags.DEFINE_integer(
@@ -160,9 +160,7 @@ def simulate(e, h0, g, bounces, rtol, atol):
     t = tf.constant(0.0, DTYPE)
     y = tf.constant([h0, 0.0], DTYPE)
     # Any flight of this ball ends within 2 v_1 / g of its start.
-    horizon = tf.constant(
-        2.0 * math.sqrt(2.0 * h0 / g) + 1.0, DTYPE
-    )
+    horizon = tf.constant(2.0 * math.sqrt(2.0 * h0 / g) + 1.0, DTYPE)
     times, starts = [], [(t, y)]
     for _ in range(bounces):
         t, y_hit = tfnode.odeint_event(
@@ -183,14 +181,15 @@ def simulate(e, h0, g, bounces, rtol, atol):
 
 def heights(starts, g, t_end, points=2000):
     """The height on a grid of `[0, t_end]` from the flights' starts (the
-    flights are exact parabolas)."""
+    flights are exact parabolas), NaN after the last simulated impact."""
     grid = np.linspace(0.0, t_end, points)
     t_starts = np.array([float(t) for t, _ in starts])
     states = np.array([y.numpy() for _, y in starts])
     which = np.clip(np.searchsorted(t_starts, grid, side="right") - 1, 0, None)
     dt = grid - t_starts[which]
     h = states[which, 0] + states[which, 1] * dt - 0.5 * g * dt**2
-    return grid, np.maximum(h, 0.0)
+    h = np.where(grid <= t_starts[-1], np.maximum(h, 0.0), np.nan)
+    return grid, h
 
 
 def plot(path, observed, curves, history, true_e):
@@ -204,20 +203,21 @@ def plot(path, observed, curves, history, true_e):
     for name, (grid, h) in curves.items():
         style, color = styles[name]
         ball.plot(grid, h, style, color=color, lw=1.3, label=name)
-    ball.plot(observed, np.zeros_like(observed), "kx", ms=7,
-              label="observed bounces")
+    ball.plot(
+        observed, np.zeros_like(observed), "kx", ms=7, label="observed bounces"
+    )
     ball.set_xlabel("t (s)")
     ball.set_ylabel("height (m)")
     ball.set_title("Bouncing ball")
     ball.legend(fontsize=7)
     its = [h["iteration"] for h in history]
-    train.semilogy(its, [h["loss"] for h in history], color="tab:blue",
-                   label="loss (s^2)")
+    train.semilogy(
+        its, [h["loss"] for h in history], color="tab:blue", label="loss (s^2)"
+    )
     train.set_xlabel("iteration")
     train.set_ylabel("mean squared bounce-time error")
     twin = train.twinx()
-    twin.plot(its, [h["e"] for h in history], color="tab:orange",
-              label="e")
+    twin.plot(its, [h["e"] for h in history], color="tab:orange", label="e")
     twin.axhline(true_e, color="tab:orange", ls=":", lw=1)
     twin.set_ylabel("e (dotted: truth)")
     train.set_title("Learning e")
@@ -234,14 +234,24 @@ def report(results):
         f"(lr {results['learning_rate']:g}); dopri5 rtol {results['rtol']:g} "
         f"atol {results['atol']:g}, float64, {results['seconds']:.0f} s."
     )
-    lines += ["", "Bounce times of the true e, simulated by events against "
-              "the closed form:", ""]
+    lines += [
+        "",
+        "Bounce times of the true e, simulated by events against "
+        "the closed form:",
+        "",
+    ]
     check = results["check"]
     lines.append(
         _reproduce.markdown_table(
-            ["bounce", "closed form (s)", "odeint_event (s)", "abs diff",
-             "observed (s)", "d t/d e closed form", "d t/d e tfnode "
-             f"(e = {results['initial_e']:g})"],
+            [
+                "bounce",
+                "closed form (s)",
+                "odeint_event (s)",
+                "abs diff",
+                "observed (s)",
+                "d t/d e closed form",
+                f"d t/d e tfnode (e = {results['initial_e']:g})",
+            ],
             [
                 [
                     k + 1,
@@ -268,8 +278,10 @@ def report(results):
                 ["truth", f"{results['true_e']:.4f}"],
                 ["initial guess", f"{results['initial_e']:.4f}"],
                 ["learned (odeint_event)", f"{results['learned_e']:.6f}"],
-                ["least squares of the closed form (same data)",
-                 f"{results['least_squares_e']:.6f}"],
+                [
+                    "least squares of the closed form (same data)",
+                    f"{results['least_squares_e']:.6f}",
+                ],
             ],
         ),
         "",
@@ -308,9 +320,7 @@ def main(argv):
         [float(tape.gradient(t_k, e0) or 0.0) for t_k in per_bounce]
     )
     del tape
-    analytic_gradient = analytic_time_gradient(
-        FLAGS.initial_e, h0, g, bounces
-    )
+    analytic_gradient = analytic_time_gradient(FLAGS.initial_e, h0, g, bounces)
     scale = np.maximum(np.abs(analytic_gradient), 1e-12)
     check = dict(
         analytic=exact,
@@ -320,7 +330,9 @@ def main(argv):
         analytic_gradient=analytic_gradient,
         max_gradient_error=float(
             np.max(np.abs(gradient - analytic_gradient)[1:] / scale[1:])
-        ) if bounces > 1 else 0.0,
+        )
+        if bounces > 1
+        else 0.0,
     )
     print(
         f"bounce times at e = {FLAGS.true_e}: max |odeint_event - closed "
@@ -350,9 +362,7 @@ def main(argv):
     history = []
     for iteration in range(iterations):
         loss, e = step()  # loss and e before this step's update
-        history.append(
-            dict(iteration=iteration, loss=float(loss), e=float(e))
-        )
+        history.append(dict(iteration=iteration, loss=float(loss), e=float(e)))
         if iteration % max(1, iterations // 10) == 0:
             print(
                 f"iter {iteration:4d}  loss {float(loss):.3e}  e "
@@ -378,7 +388,10 @@ def main(argv):
     }
     figure = plot(
         os.path.join(FLAGS.output_dir, "bouncing_ball.png"),
-        observed, curves, history, FLAGS.true_e,
+        observed,
+        curves,
+        history,
+        FLAGS.true_e,
     )
     seconds = time.time() - start
     results = dict(
