@@ -20,7 +20,6 @@ from tfnode import stepping
 from tfnode.odeint import prepare
 from tfnode.settings import resolve
 from tfnode.stepping.observers import DenseRecorder
-from tfnode.stepping.records import SolveStats
 from tfnode.stepping.records import check_status
 
 __all__ = ["DenseSolution", "solve_dense"]
@@ -64,18 +63,18 @@ def solve_dense(func, y0, t_span, settings=None, *, args=(), **shorthand):
         recorder,
         recorder.initial(span.dtype),
     )
-    nfe, accepted, rejected, status = counters
+    stats, failure = stepping.stats_of(counters)
     times, sizes, states = recorder.stacked(carry)
     xla = stepping.in_xla_context()
-    times = check_status([times], status, xla)[0]
+    times = check_status([times], stats.status, xla, failure)[0]
     return DenseSolution(
         times=times,
         sizes=sizes,
         states=states,
-        num_steps=accepted,
+        num_steps=stats.num_steps,
         span=span,
         unflatten=unflatten,
-        stats=SolveStats(nfe, accepted, rejected, status),
+        stats=stats,
     )
 
 

@@ -140,8 +140,9 @@ def _locate(problem, event_fn, unflatten, direction):
             locator,
             locator.initial(problem.t[0], y0),
         )
+        stats, failure = stepping.stats_of(counters)
         (t_event,) = check_status(
-            [t_event], counters[3], stepping.in_xla_context()
+            [t_event], stats.status, stepping.in_xla_context(), failure
         )
     message = (
         "odeint_event: event_fn did not cross zero (direction="

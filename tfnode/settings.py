@@ -118,6 +118,7 @@ class SolveSettings:
         self._set_norm()
         adjoint = adjoints.get(self.adjoint)
         self._set("adjoint", adjoint)
+        solver.check_settings(self)
         adjoint.validate(self)
 
     def _set(self, name, value):

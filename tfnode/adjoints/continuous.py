@@ -129,6 +129,8 @@ class Continuous(CustomGradientMethod):
             settings,
             solver=backward,
             adjoint="backprop",
+            # Each backward solve has two times: nothing to interpolate.
+            interpolate=True,
             **grid,
             **tolerances,
         )

@@ -44,6 +44,11 @@ class Solver(abc.ABC):
             `(ys, stats, trajectory)` as `tfnode.stepping.integrate` does.
         """
 
+    def check_settings(self, settings):
+        """Raises `ValueError` for settings this solver cannot honour (called
+        when a `SolveSettings` is built); accepts everything by default."""
+        del settings
+
     def reverse_step(self, func, t_n, h, y1):
         """Rebuilds `y_n` from `y_{n+1} = y1` (reversible solvers only).
 

@@ -19,6 +19,7 @@ from tfnode.stepping.grid import num_fixed_steps
 from tfnode.stepping.integrate import in_xla_context
 from tfnode.stepping.integrate import integrate
 from tfnode.stepping.integrate import interpolates
+from tfnode.stepping.integrate import stats_of
 from tfnode.stepping.integrate import sweep
 from tfnode.stepping.records import SolveStats
 from tfnode.stepping.records import Status
@@ -37,5 +38,6 @@ __all__ = [
     "interpolates",
     "num_fixed_steps",
     "sequential_while_loop",
+    "stats_of",
     "sweep",
 ]

@@ -115,7 +115,8 @@ def adaptive_interval_loop(
 
     Returns:
         `interval(i, y, f, h, counters, observed)` advancing `y` from
-        `t[i-1]` to `t[i]`; returns the same tuple less `i`.
+        `t[i-1]` to `t[i]`; returns the same tuple less `i`, then the time
+        reached (`t[i]`, unless the solve failed or the observer stopped it).
     """
     observer = observer or StepRecorder()
     dtype = t.dtype
@@ -173,12 +174,12 @@ def adaptive_interval_loop(
             )
             return t_next, y, f, h_new, counters, observed
 
-        _, y, f, h, counters, observed = sequential_while_loop(
+        t_n, y, f, h, counters, observed = sequential_while_loop(
             lambda t_n, y, f, h, c, obs: running(t_n, t_b, c[3], obs),
             body,
             (t_a, y, f, h, counters, observed),
             maximum_iterations=max_steps,
         )
-        return y, f, h, counters, observed
+        return y, f, h, counters, observed, t_n
 
     return interval

@@ -18,13 +18,20 @@ from tfnode.stepping.controllers import initial_step_size
 from tfnode.stepping.grid import fixed_interval_loop
 from tfnode.stepping.grid import static_step_counts
 from tfnode.stepping.observers import InterpolatedOutputs
+from tfnode.stepping.records import Failure
 from tfnode.stepping.records import Recorder
 from tfnode.stepping.records import SolveStats
 from tfnode.stepping.records import Status
 from tfnode.stepping.records import check_status
 from tfnode.stepping.records import trajectory_of
 
-__all__ = ["in_xla_context", "integrate", "interpolates", "sweep"]
+__all__ = [
+    "in_xla_context",
+    "integrate",
+    "interpolates",
+    "stats_of",
+    "sweep",
+]
 
 
 def in_xla_context():
@@ -83,9 +90,11 @@ def _start(solver, func, y0, t, settings):
 
 
 def _interval_loop(solver, func, t, settings, direction, max_steps, sequential):
+    """The loop over one interval; it returns the time it reached last."""
     if settings.fixed_grid:
         loop = sequential_while_loop if sequential else tf.while_loop
-        return fixed_interval_loop(solver, func, t, settings, loop, max_steps)
+        grid = fixed_interval_loop(solver, func, t, settings, loop, max_steps)
+        return lambda i, *carry: (*grid(i, *carry), t[i])
     return adaptive_interval_loop(
         solver, func, t, settings, direction, max_steps
     )
@@ -180,27 +189,45 @@ def integrate(
     )
 
     def advance(i, y, f, h, counters, records):
-        y, f, h, counters, records = interval(i, y, f, h, counters, records)
-        status = tf.where(
-            (counters[3] == Status.SUCCESS) & ~_all_finite(y),
-            Status.NON_FINITE,
-            counters[3],
+        y, f, h, counters, records, t_reached = interval(
+            i, y, f, h, counters[:4], records
         )
-        return y, f, h, (*counters[:3], status), records
+        return y, f, h, _counted(counters, y, t_reached, h), records
 
-    zero = tf.constant(0, tf.int32)
-    counters = (nfe, zero, zero, tf.constant(Status.SUCCESS, tf.int32))
     ys, counters, records = _over_outputs(
-        advance, y0, f0, h0, counters, records, _static_len(t)
+        advance, y0, f0, h0, _counters(nfe, t[0], h0), records, _static_len(t)
     )
     return _finish(ys, counters, records, xla)
 
 
+def _counters(nfe, t0, h0):
+    """`(nfe, accepted, rejected, status, t_reached, last step size)`."""
+    zero = tf.constant(0, tf.int32)
+    return (nfe, zero, zero, tf.constant(Status.SUCCESS, tf.int32), t0, h0)
+
+
+def _counted(counters, y, t_reached, h):
+    """The counters after an interval: NaN/Inf states fail the solve."""
+    nfe, accepted, rejected, status = counters[:4]
+    status = tf.where(
+        (status == Status.SUCCESS) & ~_all_finite(y),
+        Status.NON_FINITE,
+        status,
+    )
+    return (nfe, accepted, rejected, status, t_reached, h)
+
+
+def stats_of(counters):
+    """The `SolveStats` and `Failure` of a solve's final counters."""
+    nfe, accepted, rejected, status, t_reached, h = counters
+    failure = Failure(t_reached, h, accepted + rejected)
+    return SolveStats(nfe, accepted, rejected, status), failure
+
+
 def _finish(ys, counters, records, xla):
-    nfe, accepted, rejected, status = counters
-    ys = check_status(ys, status, xla)
-    stats = SolveStats(nfe, accepted, rejected, status)
-    trajectory = trajectory_of(records, accepted) if records else None
+    stats, failure = stats_of(counters)
+    ys = check_status(ys, stats.status, xla, failure)
+    trajectory = trajectory_of(records, stats.num_steps) if records else None
     return ys, stats, trajectory
 
 
@@ -220,7 +247,8 @@ def sweep(solver, func, y0, span, settings, observer, observed):
     Returns:
         y: The state where the sweep ended (`t1`, or where the observer
             stopped it).
-        counters: `(nfe, accepted, rejected, status)`.
+        counters: `(nfe, accepted, rejected, status, t_reached, h)`, for
+            `stats_of`.
         observed: The observer's final carried value.
     """
     max_steps = settings.max_num_steps if in_xla_context() else None
@@ -228,17 +256,11 @@ def sweep(solver, func, y0, span, settings, observer, observed):
     interval = adaptive_interval_loop(
         solver, func, span, settings, direction, max_steps, observer
     )
-    zero = tf.constant(0, tf.int32)
-    counters = (nfe, zero, zero, tf.constant(Status.SUCCESS, tf.int32))
-    y, _, _, counters, observed = interval(
-        tf.constant(1, tf.int32), y0, f0, h0, counters, observed
+    counters = _counters(nfe, span[0], h0)
+    y, _, h, counters, observed, t_reached = interval(
+        tf.constant(1, tf.int32), y0, f0, h0, counters[:4], observed
     )
-    status = tf.where(
-        (counters[3] == Status.SUCCESS) & ~_all_finite(y),
-        Status.NON_FINITE,
-        counters[3],
-    )
-    return y, (*counters[:3], status), observed
+    return y, _counted(counters, y, t_reached, h), observed
 
 
 def _integrate_interpolated(solver, func, y0, t, settings, records, xla):

@@ -6,11 +6,13 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
+    "Failure",
     "Recorder",
     "SolveStats",
     "Status",
     "Trajectory",
     "check_status",
+    "failure_message",
     "record",
     "record_outputs",
 ]
@@ -28,13 +30,15 @@ class Status:
 STATUS_MESSAGES = {
     Status.MAX_NUM_STEPS: (
         "odeint: the adaptive solve took max_num_steps steps without reaching "
-        "the last time; raise max_num_steps, loosen rtol/atol, or check the "
-        "problem for stiffness."
+        "the last time; raise max_num_steps or loosen rtol/atol. If the "
+        "problem is stiff (fast decaying modes force tiny steps), use the "
+        "implicit solver='bdf'."
     ),
     Status.STEP_UNDERFLOW: (
         "odeint: the adaptive step size underflowed (the error test keeps "
         "failing at the smallest representable step); the problem may be "
-        "stiff or singular. Loosen rtol/atol, set min_step, or use float64."
+        "stiff (try solver='bdf') or singular. Loosen rtol/atol, set "
+        "min_step, or use float64."
     ),
     Status.NON_FINITE: (
         "odeint: the state or its derivative became NaN or Inf; check func "
@@ -153,18 +157,58 @@ def trajectory_of(records, accepted):
     )
 
 
-def check_status(ys, status, xla):
+class Failure(
+    collections.namedtuple("Failure", ["t_reached", "step_size", "attempts"])
+):
+    """Where a failed solve stopped: the time it reached, its last step
+    size and the steps it attempted (tensors)."""
+
+    __slots__ = ()
+
+
+def failure_message(status, failure=None):
+    """The message of a failed solve, with where it stopped when known."""
+    message = STATUS_MESSAGES[int(status)]
+    if failure is None:
+        return message
+    return (
+        f"{message} It stopped at t = {float(failure.t_reached):.9g} after "
+        f"{int(failure.attempts)} attempted steps, the last of size "
+        f"{float(failure.step_size):.3g}."
+    )
+
+
+def check_status(ys, status, xla, failure=None):
     """Raises on a failed solve; under XLA, where asserts are no-ops, the
-    states turn to NaN so a failure is never silent."""
+    states turn to NaN so a failure is never silent.
+
+    Eagerly the error is raised here with a clean message saying where the
+    solve stopped (`failure`); in a graph it comes from an assert whose
+    message TF prefixes with "assertion failed:", then the same data.
+    """
     if xla:
         ok = status == Status.SUCCESS
         return [tf.where(ok, y, tf.constant(np.nan, y.dtype)) for y in ys]
+    if tf.executing_eagerly():
+        if int(status) != Status.SUCCESS:
+            raise tf.errors.InvalidArgumentError(
+                None, None, failure_message(status, failure)
+            )
+        return ys
     messages = tf.constant(
         ["odeint: solved."]
         + [STATUS_MESSAGES[code] for code in sorted(STATUS_MESSAGES)]
     )
-    check = tf.debugging.Assert(
-        status == Status.SUCCESS, [tf.gather(messages, status)], summarize=1
-    )
+    data = [tf.gather(messages, status)]
+    if failure is not None:
+        data += [
+            "It stopped at t =",
+            failure.t_reached,
+            "after attempted steps:",
+            failure.attempts,
+            "the last of size",
+            failure.step_size,
+        ]
+    check = tf.debugging.Assert(status == Status.SUCCESS, data, summarize=1)
     with tf.control_dependencies([check]):
         return [tf.identity(y) for y in ys]
