@@ -145,7 +145,9 @@ def _normalized_cotangents(call, t, y, args):
         values = list(inputs)
         for i, x in zip(floating, watched, strict=True):
             values[i] = x
-        with tf.GradientTape() as tape:
+        # Persistent: a Jacobian (an implicit solver's) calls `grad` once
+        # per row.
+        with tf.GradientTape(persistent=True) as tape:
             tape.watch(watched)
             t_, y_, args_ = tf.nest.pack_sequence_as((t, y, args), values)
             out = call(t_, y_, *args_)
