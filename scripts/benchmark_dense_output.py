@@ -133,7 +133,10 @@ def measure_tfnode(solvers, counts, t_max, rtol, atol, repeats, threads):
 
     import tfnode
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TF already started in this process (tests): keep its threads
     matrix = tf.constant(MATRIX, tf.float64)
     y0 = tf.constant(Y0, tf.float64)
 
@@ -372,7 +375,8 @@ def report(results):
         "on the method's dense output; `interpolate=False` clamps the steps "
         "onto every output time. Times: one forward solve, median of "
         f"{results['repeats']} after a warm-up, tfnode in a `tf.function` "
-        "(traced once per solver and mode), torchdiffeq under `no_grad`; "
+        "(traced once per solver, mode and number of outputs), torchdiffeq "
+        "under `no_grad`; "
         f"{results['threads']} intra-op threads each. Max error: max |y - "
         "reference| over all outputs, reference SciPy DOP853 at rtol = atol "
         f"= 1e-12 (it differs from tfnode dopri5 at 1e-12 by "
@@ -419,6 +423,15 @@ def report(results):
                 ]
             )
     lines.append(_reproduce.markdown_table(header, table))
+    lines += [
+        "",
+        "The machine is shared with other jobs: identical work has taken up "
+        "to 2x longer from one run to the next, so read NFE first and the "
+        "times as rough. With 2 outputs, interpolated and clamped solves "
+        "take the same steps. Interpolated outputs cost no evaluations but "
+        "some time per output (evaluating the interpolant in the output "
+        "loop).",
+    ]
     lines += [
         "",
         "Targets of issue 10 (at the most outputs, "
