@@ -22,7 +22,7 @@ from tfnode.settings import resolve
 from tfnode.stepping.observers import DenseRecorder
 from tfnode.stepping.records import check_status
 
-__all__ = ["DenseSolution", "solve_dense"]
+__all__ = ["DenseSolution", "prepare_sweep", "solve_dense"]
 
 
 def solve_dense(func, y0, t_span, settings=None, *, args=(), **shorthand):
@@ -45,12 +45,15 @@ def solve_dense(func, y0, t_span, settings=None, *, args=(), **shorthand):
             (`tfp_dopri5`), or another gradient method than `backprop`.
     """
     settings = resolve(settings, **shorthand)
-    _check_settings(settings)
-    problem, span, unflatten = prepare(func, y0, t_span, settings, args)
-    if span.shape[0] != 2:
+    if settings.adjoint.name != "backprop":
         raise ValueError(
-            f"t_span must hold two times [t0, t1]; got shape {span.shape}."
+            "A dense solution is differentiated by automatic "
+            "differentiation through its steps: use adjoint='backprop'; got "
+            f"adjoint={settings.adjoint.name!r}."
         )
+    problem, span, unflatten = prepare_sweep(
+        "solve_dense", func, y0, t_span, settings, args
+    )
     solver = settings.solver
     size = settings.max_num_steps if stepping.in_xla_context() else None
     recorder = DenseRecorder(solver, problem.y0, size)
@@ -78,21 +81,28 @@ def solve_dense(func, y0, t_span, settings=None, *, args=(), **shorthand):
     )
 
 
-def _check_settings(settings):
+def prepare_sweep(caller, func, y0, t_span, settings, args):
+    """`prepare` for a free sweep over `t_span = [t0, t1]` (`solve_dense`,
+    `odeint_event`): the settings must be adaptive, with a solver that has
+    tfnode's dense output.
+
+    Returns:
+        `(problem, span, unflatten)` as `prepare` does.
+    """
     solver = settings.solver
-    if settings.fixed_grid or not hasattr(solver, "tableau"):
+    if settings.fixed_grid or not solver.dense_output:
         raise ValueError(
-            "solve_dense needs an adaptive tfnode Runge-Kutta solver with "
+            f"{caller} needs an adaptive tfnode Runge-Kutta solver with "
             "tolerances (e.g. solver='dopri5', 'tsit5', 'bosh3'); got "
             f"solver={solver.name!r}"
             + (" on a fixed grid." if settings.fixed_grid else ".")
         )
-    if settings.adjoint.name != "backprop":
+    problem, span, unflatten = prepare(func, y0, t_span, settings, args)
+    if span.shape[0] != 2:
         raise ValueError(
-            "A dense solution is differentiated by automatic "
-            "differentiation through its steps: use adjoint='backprop'; got "
-            f"adjoint={settings.adjoint.name!r}."
+            f"t_span must hold two times [t0, t1]; got shape {span.shape}."
         )
+    return problem, span, unflatten
 
 
 class DenseSolution:

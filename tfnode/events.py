@@ -36,8 +36,8 @@ from tensorflow.python.eager import record
 
 from tfnode import stepping
 from tfnode import validation
+from tfnode.dense import prepare_sweep
 from tfnode.odeint import odeint
-from tfnode.odeint import prepare
 from tfnode.settings import resolve
 from tfnode.stepping.observers import EventLocator
 from tfnode.stepping.records import check_status
@@ -91,12 +91,9 @@ def odeint_event(
     """
     validation.choice("direction", direction, DIRECTIONS)
     settings = resolve(settings, **shorthand)
-    _check_settings(settings)
-    problem, span, unflatten = prepare(func, y0, t_span, settings, args)
-    if span.shape[0] != 2:
-        raise ValueError(
-            f"t_span must hold two times [t0, t_max]; got shape {span.shape}."
-        )
+    problem, span, unflatten = prepare_sweep(
+        "odeint_event", func, y0, t_span, settings, args
+    )
     t_event = _locate(problem, event_fn, unflatten, direction)
     t0 = span[0]
     y_event = odeint(
@@ -109,16 +106,6 @@ def odeint_event(
     )
     y_event = tf.nest.map_structure(lambda y: y[-1], y_event)
     return _implicit_gradients(func, event_fn, t_event, y_event, args)
-
-
-def _check_settings(settings):
-    if settings.fixed_grid or not hasattr(settings.solver, "tableau"):
-        raise ValueError(
-            "odeint_event locates events on the dense output of an adaptive "
-            "tfnode Runge-Kutta solver with tolerances (e.g. solver="
-            f"'dopri5'); got solver={settings.solver.name!r}"
-            + (" on a fixed grid." if settings.fixed_grid else ".")
-        )
 
 
 def _locate(problem, event_fn, unflatten, direction):

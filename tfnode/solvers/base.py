@@ -13,6 +13,8 @@ attributes, never by its name or type:
   (`reversible`).
 - `uses_tfnode_norm`: measures its error with `SolveSettings.norm`
   (`continuous`'s seminorm).
+- `dense_output`: has tfnode's continuous extension (`interpolate`,
+  `dense_weights`), for `solve_dense` and `odeint_event`.
 - `can_land_on_outputs`: can clamp its adaptive steps to end on every
   output time (`SolveSettings(interpolate=False)`); solvers that always
   interpolate their outputs cannot.
@@ -35,6 +37,7 @@ class Solver(abc.ABC):
     reversible = False
     uses_tfnode_norm = True
     can_land_on_outputs = True
+    dense_output = False
 
     @abc.abstractmethod
     def integrate(self, func, y0, t, settings, **loop_settings):

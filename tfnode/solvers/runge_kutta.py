@@ -73,6 +73,8 @@ class ExplicitRungeKutta(Solver):
     def __hash__(self):
         return hash((self.tableau, self._reverse_step))
 
+    dense_output = True
+
     @property
     def reversible(self):
         return self._reverse_step is not None

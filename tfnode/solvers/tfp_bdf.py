@@ -3,26 +3,17 @@ tfnode solver interface."""
 
 import math
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfnode import norms
-from tfnode.solvers.base import Solver
-from tfnode.stepping import SolveStats
-from tfnode.stepping import Status
-from tfnode.stepping import in_xla_context
+from tfnode.solvers.tfp_solver import TFPSolver
 
 __all__ = ["TFPBDF"]
 
-_FAILURE = (
-    "odeint: solver='bdf' took max_num_steps steps (accepted steps, rejected "
-    "steps and failed Newton solves) without reaching the last time; raise "
-    "max_num_steps or loosen rtol/atol."
-)
 
 
-class TFPBDF(Solver):
+class TFPBDF(TFPSolver):
     """Runs `tfp.math.ode.BDF`, an implicit solver for stiff problems.
 
     Variable-order (1 to 5), variable-step backward differentiation formulas
@@ -69,67 +60,35 @@ class TFPBDF(Solver):
 
     name = "bdf"
     order = 5  # The highest; the order varies from 1 to 5.
-    adaptive = True
-    supports_fixed_grid = False
-    replayable = False
-    uses_tfnode_norm = False
-    can_land_on_outputs = False
-
-    def __eq__(self, other):
-        return isinstance(other, TFPBDF)
-
-    def __hash__(self):
-        return hash(TFPBDF)
+    failure_message = (
+        "odeint: solver='bdf' took max_num_steps steps (accepted steps, "
+        "rejected steps and failed Newton solves) without reaching the last "
+        "time; raise max_num_steps or loosen rtol/atol."
+    )
+    trace_when_eager = True
 
     def check_settings(self, settings):
         _check_settings(settings)
 
-    def integrate(self, func, y0, t, settings, **unused_loop_settings):
-        direction = tf.sign(t[-1] - t[0])
-        first_step = settings.first_step
-        solver = tfp.math.ode.BDF(
+    def make(self, settings):
+        return tfp.math.ode.BDF(
             rtol=settings.rtol,
             atol=settings.atol,
-            first_step_size=first_step,
+            first_step_size=settings.first_step,
             safety_factor=settings.safety,
             min_step_size_factor=settings.dfactor,
             max_step_size_factor=settings.ifactor,
             max_num_steps=settings.max_num_steps,
         )
 
-        def ode_fn(s, y):
-            dy = func(direction * s, list(y))
-            return [direction * d for d in dy]
-
-        def solve(y0, s):
-            return solver.solve(ode_fn, s[0], y0, solution_times=s)
-
-        if tf.executing_eagerly():
-            # Eagerly, TFP's loops run op by op and retrace the Jacobian's
-            # pfor at every step (about 100 times slower): trace it once.
-            solve = tf.function(solve)
-        results = solve(list(y0), direction * t)
-        diag = results.diagnostics
-        ok = diag.status == 0
-        status = tf.where(ok, Status.SUCCESS, Status.MAX_NUM_STEPS)
-        if in_xla_context():
-            # Asserts are no-ops under XLA: a failure turns the states NaN.
-            states = [
-                tf.where(ok, y, tf.constant(np.nan, y.dtype))
-                for y in results.states
-            ]
-        else:
-            check = tf.debugging.Assert(ok, [_FAILURE])
-            with tf.control_dependencies([check]):
-                states = [tf.identity(y) for y in results.states]
-        start = 1 if first_step is not None else 3
-        nfe = (
-            tf.cast(diag.num_ode_fn_evaluations, tf.int32)
-            + tf.cast(diag.num_jacobian_evaluations, tf.int32)
+    def num_fn_evals(self, diagnostics, settings):
+        # TFP's first-step estimate calls func twice beyond the first call.
+        start = 1 if settings.first_step is not None else 3
+        return (
+            tf.cast(diagnostics.num_ode_fn_evaluations, tf.int32)
+            + tf.cast(diagnostics.num_jacobian_evaluations, tf.int32)
             + start
         )
-        zero = tf.constant(0, tf.int32)
-        return states, SolveStats(nfe, zero, zero, status), None
 
 
 def _check_settings(settings):

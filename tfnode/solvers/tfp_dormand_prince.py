@@ -4,14 +4,12 @@ tfnode solver interface."""
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfnode.solvers.base import Solver
-from tfnode.stepping import SolveStats
-from tfnode.stepping import Status
+from tfnode.solvers.tfp_solver import TFPSolver
 
 __all__ = ["TFPDormandPrince"]
 
 
-class TFPDormandPrince(Solver):
+class TFPDormandPrince(TFPSolver):
     """Runs `tfp.math.ode.DormandPrince` (Dormand & Prince 1980).
 
     TFP's solver is adaptive only, integrates forwards in time (tfnode flips
@@ -24,24 +22,16 @@ class TFPDormandPrince(Solver):
     name = "tfp_dopri5"
     order = 5
     error_order = 4
-    adaptive = True
     fsal = True
     num_stages = 7
-    supports_fixed_grid = False
-    replayable = False
-    uses_tfnode_norm = False
-    can_land_on_outputs = False
+    failure_message = (
+        "odeint: tfp_dopri5 failed (TFP status != 0); raise max_num_steps or "
+        "loosen rtol/atol."
+    )
 
-    def __eq__(self, other):
-        return isinstance(other, TFPDormandPrince)
-
-    def __hash__(self):
-        return hash(TFPDormandPrince)
-
-    def integrate(self, func, y0, t, settings, **unused_loop_settings):
-        direction = tf.sign(t[-1] - t[0])
+    def make(self, settings):
         first_step = settings.first_step
-        solver = tfp.math.ode.DormandPrince(
+        return tfp.math.ode.DormandPrince(
             rtol=settings.rtol,
             atol=settings.atol,
             first_step_size=1e-3 if first_step is None else first_step,
@@ -51,28 +41,6 @@ class TFPDormandPrince(Solver):
             max_num_steps=settings.max_num_steps,
         )
 
-        def ode_fn(s, y):
-            dy = func(direction * s, list(y))
-            return [direction * d for d in dy]
-
-        s = direction * t
-        results = solver.solve(
-            ode_fn, s[0], list(y0), solution_times=s
-        )
-        diag = results.diagnostics
-        status = tf.where(
-            diag.status == 0, Status.SUCCESS, Status.MAX_NUM_STEPS
-        )
-        with tf.control_dependencies(
-            [
-                tf.debugging.Assert(
-                    diag.status == 0,
-                    ["odeint: tfp_dopri5 failed (TFP status != 0); raise "
-                     "max_num_steps or loosen rtol/atol."],
-                )
-            ]
-        ):
-            states = [tf.identity(s) for s in results.states]
-        nfe = tf.cast(diag.num_ode_fn_evaluations, tf.int32)
-        zero = tf.constant(0, tf.int32)
-        return states, SolveStats(nfe, zero, zero, status), None
+    def num_fn_evals(self, diagnostics, settings):
+        del settings
+        return tf.cast(diagnostics.num_ode_fn_evaluations, tf.int32)
