@@ -39,7 +39,7 @@ _DEFAULT = {
     "tolerance_floor": 20,
 }
 _SCALE = int(
-    os.environ.get("TFNODE_HYPOTHESIS_EXAMPLES", sum(_DEFAULT.values()))
+    os.environ.get("TFNODE_HYPOTHESIS_EXAMPLES") or sum(_DEFAULT.values())
 ) / sum(_DEFAULT.values())
 
 # Solvers whose step maps `y' = A y` to `sum_k (h A)^k / k! y` for k up to

@@ -9,7 +9,9 @@ import tensorflow as tf
 
 import tfnode
 from tests import test_util
+from tfnode import vector_field
 from tfnode.layers import vector_fields as vf
+from tfnode.vector_field import call_field
 
 # name, field factory, state shape (batch axis excluded), trainable params,
 # non-trainable params (BatchNorm moving statistics).
@@ -402,3 +404,61 @@ class DepthVaryingFieldTest(test_util.TestCase):
         exact, reversible = grads("backprop"), grads("reversible")
         for a, b in zip(reversible, exact, strict=True):
             self.assertAllCloseRelative(a, b, rtol=0.05)
+
+
+class _TimeAndTraining(keras.layers.Layer):
+    """`f(t, y) = t * y`, recording the `training` it is called with."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = []
+
+    def call(self, t, y, training=None):
+        self.seen.append(training)
+        return tf.cast(t, y.dtype) * y
+
+
+class CallFieldTest(test_util.TestCase):
+    def tearDown(self):
+        keras.mixed_precision.set_global_policy("float32")
+        super().tearDown()
+
+    def test_training_only_where_taken(self):
+        field = _TimeAndTraining()
+        y = tf.ones([2, 3])
+        out = call_field(field, tf.constant(2.0), y, training=True)
+        self.assertAllClose(out, 2 * y)
+        self.assertEqual(field.seen, [True])
+        autonomous = keras.layers.Dense(3)
+        out = call_field(autonomous, tf.constant(2.0), y, training=True)
+        self.assertEqual(out.shape, (2, 3))
+        self.assertAllClose(
+            call_field(lambda t, y, k: k * y, 0.0, y, 3.0, training=True),
+            3 * y,
+        )
+
+    def test_signature_inspected_once(self):
+        field = _TimeAndTraining()
+        call_field(field, tf.constant(0.0), tf.ones([1]))
+        self.assertIn(field, vector_field._SIGNATURES)
+        self.assertEqual(vector_field._SIGNATURES[field], (False, True))
+        layer = keras.layers.Dense(1)
+        self.assertTrue(vector_field.is_autonomous_layer(layer))
+
+    def test_mixed_policy_output_cast_to_state_dtype(self):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        field = keras.layers.Dense(3)
+        y = tf.ones([2, 3])
+        with tf.GradientTape() as tape:
+            out = call_field(field, 0.0, y)
+            loss = 2.0**20 * tf.reduce_sum(out)
+        self.assertEqual(out.dtype, tf.float32)
+        # A cotangent far beyond float16's range: scaled inside call_field.
+        grads = tape.gradient(loss, field.trainable_variables)
+        for g in grads:
+            self.assertTrue(np.all(np.isfinite(g)))
+        self.assertAllClose(grads[1] / 2.0**20, [2.0] * 3)
+
+    def test_plain_callables_are_not_cast(self):
+        out = call_field(lambda t, y: tf.cast(y, tf.float64), 0.0, tf.ones([1]))
+        self.assertEqual(out.dtype, tf.float64)
