@@ -39,7 +39,8 @@ def odeint(
 
     Fixed-step solvers (`euler`, `midpoint`/`rk2`, `heun`, `rk4`, `rk38`)
     take `steps` or `step_size`; adaptive ones (`fehlberg2`, `bosh3`,
-    `dopri5`, `tsit5`, `tfp_dopri5`) take tolerances, or run on a fixed grid
+    `dopri5`, `tsit5`, `tfp_dopri5`, and `bdf` for stiff problems) take
+    tolerances, or run on a fixed grid
     when given `steps` or `step_size`. The loops are `tf.while_loop`s: the
     traced graph does not grow with the number of steps, and `odeint` runs
     eagerly, in `tf.function` and under `jit_compile=True`.
@@ -49,9 +50,13 @@ def odeint(
     step_size=h    ceil(|t[i+1] - t[i]| / h) steps, the last one clamped
     ```
 
-    Adaptive steps are clamped to land on every time of `t`, so outputs are
-    exact solver states (no interpolation). The step-size controller is not
-    differentiated: gradients treat the accepted steps as constants.
+    Adaptive solves step freely and evaluate the outputs between steps on
+    the method's dense output (continuous extension), so their cost does not
+    grow with the number of output times; with `interpolate=False` the
+    steps are clamped to land on every time of `t` instead. The step-size
+    controller is not differentiated: gradients treat the accepted steps as
+    constants. Gradients reach `t` too (every output time and `t[0]`),
+    under every gradient method (`tfnode.time_gradients`).
 
     Args:
         func: `func(t, y, *args) -> dy/dt`, with `dy/dt` structured like `y`.
@@ -70,9 +75,9 @@ def odeint(
         **shorthand: Any argument of `tfnode.SolveSettings.from_options`:
             `solver`, `steps`, `step_size`, `rtol`, `atol`, `tol`,
             `first_step`, `min_step`, `max_step`, `safety`, `ifactor`,
-            `dfactor`, `max_num_steps`, `norm`, `adjoint`, and the gradient
-            methods' options `checkpoints` (`anode`), `seminorm`,
-            `adjoint_solver`, `adjoint_rtol`, `adjoint_atol`,
+            `dfactor`, `max_num_steps`, `interpolate`, `norm`, `adjoint`,
+            and the gradient methods' options `checkpoints` (`anode`),
+            `seminorm`, `adjoint_solver`, `adjoint_rtol`, `adjoint_atol`,
             `adjoint_steps` (`continuous`).
 
     Returns:

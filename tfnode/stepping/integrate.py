@@ -102,7 +102,7 @@ def _interval_loop(solver, func, t, settings, direction, max_steps, sequential):
 
 def _over_outputs(advance, y0, f0, h0, counters, records, num_times):
     """Runs `advance` over every interval; returns the stacked states."""
-    if num_times == 2:
+    if isinstance(num_times, int) and num_times == 2:
         # One interval (the common case of a Neural ODE block): no loop
         # over output times.
         y1, _, _, counters, records = advance(
