@@ -216,6 +216,23 @@ class ExplicitRungeKutta(Solver):
             for leaf, y_leaf in enumerate(y)
         ]
 
+    def interpolate_many(self, y, y1, h, stages, theta):
+        """The dense output at several fractions `theta` ([m]) of a step,
+        stacked: `[m, ...]` per leaf; `y1` exactly where `theta >= 1`."""
+        weights = self.dense_weights(theta)
+        at_end = theta >= 1
+        out = []
+        for leaf, (y_leaf, y1_leaf) in enumerate(zip(y, y1, strict=True)):
+            stacked = tf.stack([k[leaf] for k in stages])
+            moved = tf.tensordot(
+                tf.cast(weights, stacked.dtype), stacked, [[1], [0]]
+            )
+            inner = y_leaf[None] + h * moved
+            shape = [-1] + [1] * y_leaf.shape.rank
+            end = tf.reshape(at_end, shape)
+            out.append(tf.where(end, y1_leaf[None], inner))
+        return out
+
     def dense_coefficients(self, h, stages):
         """`r_p = h sum_j dense[j][p] k_j`: the step's interpolant is
         `y + sum_p theta**(p + 1) r_p` (what a `DenseSolution` stores)."""

@@ -7,6 +7,7 @@
 | `adaptive.py` | the adaptive loop |
 | `controllers.py` | error measure, first step, step-size controller |
 | `observers.py` | what a free sweep does on each step: dense outputs |
+| `xla.py` | whether the graph being built is compiled by XLA |
 | `records.py` | `Status`, `SolveStats`, the recorded `Trajectory` |
 """
 
@@ -16,7 +17,6 @@ from tfnode.stepping.controllers import initial_step_size
 from tfnode.stepping.grid import fixed_grid
 from tfnode.stepping.grid import grid_step
 from tfnode.stepping.grid import num_fixed_steps
-from tfnode.stepping.integrate import in_xla_context
 from tfnode.stepping.integrate import integrate
 from tfnode.stepping.integrate import interpolates
 from tfnode.stepping.integrate import stats_of
@@ -24,6 +24,7 @@ from tfnode.stepping.integrate import sweep
 from tfnode.stepping.records import SolveStats
 from tfnode.stepping.records import Status
 from tfnode.stepping.records import Trajectory
+from tfnode.stepping.xla import in_xla_context
 
 __all__ = [
     "IntegralController",

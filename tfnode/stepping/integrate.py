@@ -24,6 +24,7 @@ from tfnode.stepping.records import SolveStats
 from tfnode.stepping.records import Status
 from tfnode.stepping.records import check_status
 from tfnode.stepping.records import trajectory_of
+from tfnode.stepping.xla import in_xla_context
 
 __all__ = [
     "in_xla_context",
@@ -32,16 +33,6 @@ __all__ = [
     "stats_of",
     "sweep",
 ]
-
-
-def in_xla_context():
-    """Whether the graph being built is compiled by XLA."""
-    try:
-        from tensorflow.python.ops import control_flow_util
-    except ImportError:  # pragma: no cover - layout of TF internals changed
-        return False
-    graph = tf.compat.v1.get_default_graph()
-    return control_flow_util.GraphOrParentsInXlaContext(graph)
 
 
 def _static_len(t):

@@ -10,6 +10,7 @@ replay. `DenseRecorder` keeps every step's interpolant for a
 import tensorflow as tf
 
 from tfnode.stepping.records import record_outputs
+from tfnode.stepping.xla import in_xla_context
 
 __all__ = ["DenseRecorder", "EventLocator", "InterpolatedOutputs"]
 
@@ -44,6 +45,36 @@ class InterpolatedOutputs:
         return (records, tf.constant(1, tf.int32), outputs)
 
     def on_step(self, carry, step):
+        if in_xla_context():
+            return self._on_step_looped(carry, step)
+        return self._on_step_gathered(carry, step)
+
+    def _on_step_gathered(self, carry, step):
+        """All the outputs inside the step at once (one gather, one
+        scatter): what XLA cannot compile, as their number is dynamic."""
+        records, k, outputs = carry
+        t_end = step.t + step.h
+        passed = tf.searchsorted(
+            self.direction * self.t[None], self.direction * t_end[None],
+            side="right",
+        )[0]
+        end = tf.maximum(k, tf.cast(passed, tf.int32))
+        index = tf.range(k, end)
+        theta = (tf.gather(self.t, index) - step.t) / step.h
+        values = self.solver.interpolate_many(
+            step.y, step.y1, step.h, step.stages, theta
+        )
+        outputs = [
+            ta.scatter(index, v) for ta, v in zip(outputs, values, strict=True)
+        ]
+        if records:
+            records = record_outputs(
+                records, step.index, step.t, step.h, step.y, k, end
+            )
+        return records, end, outputs
+
+    def _on_step_looped(self, carry, step):
+        """The outputs inside the step one at a time (under XLA)."""
         records, k, outputs = carry
         t, n = self.t, self.num_times
         t_end = step.t + step.h
