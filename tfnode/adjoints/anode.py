@@ -21,6 +21,7 @@ from tfnode.adjoints.base import CustomGradientMethod
 from tfnode.adjoints.base import add
 from tfnode.adjoints.base import at
 from tfnode.adjoints.base import step_vjp
+from tfnode.stepping import in_xla_context
 from tfnode.stepping import interpolates
 from tfnode.stepping import sequential_while_loop
 from tfnode.validation import positive_int
@@ -107,20 +108,27 @@ def _output_cotangents(problem, trajectory, grad_ys, n, cotangent):
         direct: What the inner outputs add to the start state's cotangent.
         stages: The stages' cotangents (one list per stage).
     """
-    k = tf.range(trajectory.output_start[n], trajectory.output_end[n])
-    g = [tf.gather(gy, k) for gy in grad_ys]
+    start, end = trajectory.output_start[n], trajectory.output_end[n]
     if not interpolates(problem.t, problem.settings):
         # Steps land on the outputs: at most one, at the step's end.
-        return add(cotangent, [tf.reduce_sum(x, 0) for x in g]), None, None
+        return _with_end_output(cotangent, grad_ys, start, end), None, None
+    if in_xla_context():
+        # Static shapes: every output, masked to those in the step.
+        k = tf.range(tf.shape(problem.t)[0])
+        held = (k >= start) & (k < end)
+    else:
+        k = tf.range(start, end)
+        held = tf.ones_like(k, tf.bool)
+    g = [tf.gather(gy, k) for gy in grad_ys]
     t_n, h_n = trajectory.times[n], trajectory.steps[n]
     theta = (tf.gather(problem.t, k) - t_n) / h_n
-    at_end = theta >= 1
+    at_end = held & (theta >= 1)
 
     def total(mask):
         return [_weighted_sum(tf.cast(mask, x.dtype), x) for x in g]
 
     cotangent = add(cotangent, total(at_end))
-    inner = ~at_end
+    inner = held & (theta < 1)
     weights = problem.solver.dense_weights(theta)
     weights = tf.where(inner[:, None], weights, tf.zeros_like(weights))
     stages = [
@@ -128,6 +136,17 @@ def _output_cotangents(problem, trajectory, grad_ys, n, cotangent):
         for j in range(problem.solver.num_stages)
     ]
     return cotangent, total(inner), stages
+
+
+def _with_end_output(cotangent, grad_ys, start, end):
+    """Adds the gradient of output `start` when the step ends on it
+    (`end > start`)."""
+    ends_on = end > start
+    index = tf.minimum(start, tf.shape(grad_ys[0])[0] - 1)
+    return [
+        tf.where(ends_on, c + tf.gather(g, index), c)
+        for c, g in zip(cotangent, grad_ys, strict=True)
+    ]
 
 
 def _weighted_sum(weights, stacked):
