@@ -297,5 +297,60 @@ class MirroredStrategyTest(test_util.TestCase):
             self.assertGreater(two[1][-1], 0, msg=adjoint)
 
 
+@keras.saving.register_keras_serializable(package="tfnode_tests")
+class Decay(keras.layers.Layer):
+    """`dy/dt = -y`: `y(T) = y0 exp(-T)`."""
+
+    def call(self, t, y):
+        return -y
+
+
+class TrainableEndTimeTest(test_util.TestCase):
+    @test_util.parameterized.named_parameters(
+        ("backprop", "backprop"), ("anode", "anode"),
+        ("continuous", "continuous"),
+    )
+    def test_gradient_of_the_end_time(self, adjoint):
+        block = tfnode.ODEBlock(
+            Decay(), t1=1.5, trainable_t1=True, solver="rk4", steps=16,
+            adjoint=adjoint,
+        )
+        x = tf.ones([4, 1])
+        block(x)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(block(x))
+        grad = tape.gradient(loss, block.log_duration.value)
+        # d/d log T of 4 exp(-T) = -4 T exp(-T).
+        self.assertAllClose(grad, -4 * 1.5 * np.exp(-1.5), rtol=1e-5)
+
+    def test_fit_learns_the_end_time_and_saves_it(self):
+        block = tfnode.ODEBlock(
+            Decay(), t1=1.0, trainable_t1=True, solver="rk4", steps=8
+        )
+        model = keras.Sequential([keras.Input((1,)), block])
+        model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+        x = np.ones((16, 1), np.float32)
+        model.fit(x, np.exp(-2.0) * x, epochs=60, batch_size=16, verbose=0)
+        self.assertAllClose(block.end_time, 2.0, atol=0.1)
+        path = os.path.join(self.get_temp_dir(), "end_time.keras")
+        model.save(path)
+        loaded = tfnode.ode_blocks(keras.models.load_model(path))[0]
+        self.assertAllClose(loaded.end_time, block.end_time)
+
+    def test_backwards_span_keeps_its_sign(self):
+        block = tfnode.ODEBlock(
+            Decay(), t0=1.0, t1=0.0, trainable_t1=True, solver="rk4", steps=4
+        )
+        block(tf.ones([1, 1]))
+        self.assertAllClose(block.end_time, 0.0, atol=1e-6)
+        self.assertAllClose(block(tf.ones([1, 1])), [[np.e]], rtol=1e-4)
+
+    def test_not_with_output_times(self):
+        with self.assertRaisesRegex(ValueError, "output_times"):
+            tfnode.ODEBlock(
+                Decay(), trainable_t1=True, output_times=[0.5, 1.0]
+            )
+
+
 if __name__ == "__main__":
     tf.test.main()

@@ -1,5 +1,7 @@
 """`ODEBlock`: a Keras 3 layer that integrates its input with a vector field."""
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -36,6 +38,11 @@ class ODEBlock(keras.layers.Layer):
             `(batch, len(output_times), ...)`.
         track_nfe: Report forward and backward NFE as metrics
             (`<name>_nfe_forward`, `<name>_nfe_backward`).
+        trainable_t1: Learn the end time: a weight `log_duration` holds
+            `log|t1 - t0|` (so the span keeps its sign and never collapses),
+            initialised from `t1` and trained through `odeint`'s gradients
+            with respect to `t`; `block.end_time` reads it. Not with
+            `output_times`.
         **kwargs: `odeint`'s keyword shorthand (`solver`, `steps`, `rtol`,
             `tol`, `adjoint`, `checkpoints`, `seminorm`, ...), replacing
             fields of `settings`, or arguments of `keras.layers.Layer`.
@@ -66,6 +73,7 @@ class ODEBlock(keras.layers.Layer):
         settings=None,
         output_times=None,
         track_nfe=True,
+        trainable_t1=False,
         **kwargs,
     ):
         names = shorthand_names()
@@ -84,6 +92,12 @@ class ODEBlock(keras.layers.Layer):
             None if output_times is None else [float(x) for x in output_times]
         )
         self.track_nfe = bool(track_nfe)
+        self.trainable_t1 = bool(trainable_t1)
+        if self.trainable_t1 and self.output_times is not None:
+            raise ValueError(
+                "trainable_t1=True learns the end time of a block returning "
+                "y(t1); it cannot be combined with output_times."
+            )
         self.settings = resolve(settings, **shorthand)
         self.nfe_counter = NFECounter(name=f"{self.name}_nfe")
 
@@ -99,14 +113,38 @@ class ODEBlock(keras.layers.Layer):
         base = self.settings if settings is None else settings
         self.settings = base.replace(**changes) if changes else base
 
-    def _times(self):
-        if self.output_times is None:
-            return [self.t0, self.t1]
-        return [self.t0, *self.output_times]
+    def _times(self, dtype=None):
+        """The solve's times: floats, or a tensor of `dtype`."""
+        if self.trainable_t1:
+            if dtype is None:
+                return [self.t0, float(self.end_time)]
+            end = tf.cast(self.end_time, dtype)
+            return tf.stack([tf.constant(self.t0, dtype), end])
+        times = [self.t0, *(self.output_times or [self.t1])]
+        return times if dtype is None else tf.constant(times, dtype)
+
+    @property
+    def end_time(self):
+        """The end time: `t1`, or its learned value with `trainable_t1`."""
+        if not self.trainable_t1:
+            return self.t1
+        direction = 1.0 if self.t1 > self.t0 else -1.0
+        return self.t0 + direction * tf.exp(
+            tf.convert_to_tensor(self.log_duration)
+        )
 
     def build(self, input_shape):
         if not self.func.built:
             self.func.build(input_shape)
+        if self.trainable_t1:
+            self.log_duration = self.add_weight(
+                name="log_duration",
+                shape=(),
+                initializer=keras.initializers.Constant(
+                    math.log(abs(self.t1 - self.t0))
+                ),
+                dtype="float32",
+            )
         self.built = True
 
     def call(self, inputs, training=None):
@@ -122,7 +160,7 @@ class ODEBlock(keras.layers.Layer):
         ys = odeint(
             field,
             state,
-            tf.constant(self._times(), dtype=state.dtype),
+            self._times(state.dtype),
             self.settings,
             nfe_counter=self.nfe_counter if self.track_nfe else None,
         )
@@ -147,6 +185,7 @@ class ODEBlock(keras.layers.Layer):
                 "t1": self.t1,
                 "output_times": self.output_times,
                 "track_nfe": self.track_nfe,
+                "trainable_t1": self.trainable_t1,
                 "settings": self.settings.get_config(),
             }
         )
