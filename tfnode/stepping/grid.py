@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnode.stepping.records import record
+from tfnode.stepping.xla import in_xla_context
 
 # Under XLA, a fixed-grid interval of at most this many steps (known when
 # the solve is traced) runs as a Python loop at trace time instead of a
@@ -99,9 +100,6 @@ def _static_count(counts, i, num_steps):
 def _unrolls(num_steps):
     """Whether an interval of `num_steps` steps runs unrolled: under XLA,
     with a static count of at most `UNROLL_MAX_STEPS`."""
-    # Imported here: `integrate` imports this module.
-    from tfnode.stepping.integrate import in_xla_context
-
     return (
         isinstance(num_steps, int)
         and num_steps <= UNROLL_MAX_STEPS
