@@ -165,6 +165,8 @@ def _xla_loop_reason(block):
             f"the adaptive solver {settings.solver_name!r} steps in a "
             "tf.while_loop"
         )
+    if getattr(block, "trainable_t1", False) and settings.steps is None:
+        return "a step_size grid over a trainable t1 has no static step count"
     times = block._times()  # pylint: disable=protected-access
     if len(times) > 2:
         return "its output_times are solved in a tf.while_loop"
