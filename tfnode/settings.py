@@ -190,7 +190,8 @@ class SolveSettings:
             "min_step", validation.non_negative_float("min_step", self.min_step)
         )
         self._set(
-            "max_step", validation.positive_float("max_step", self.max_step)
+            "max_step",
+            validation.positive_float("max_step", self.max_step, finite=False),
         )
         if self.max_step < self.min_step:
             raise ValueError(

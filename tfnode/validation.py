@@ -5,6 +5,7 @@ the training configuration) validates through these, so the messages read
 alike: the argument, what it must be, and what it got.
 """
 
+import math
 import numbers
 
 __all__ = [
@@ -40,10 +41,16 @@ def non_negative_int(name, value):
     return int(value)
 
 
-def positive_float(name, value):
-    """Returns `value` as a float, or raises `ValueError` unless > 0."""
+def positive_float(name, value, finite=True):
+    """Returns `value` as a float, or raises `ValueError` unless > 0 (and
+    finite, unless `finite=False`: an infinite tolerance or step would
+    silently switch error control off)."""
     if not _is_real(value) or not value > 0:
         raise ValueError(f"{name} must be a number > 0; got {value!r}.")
+    if finite and math.isinf(value):
+        raise ValueError(
+            f"{name} must be a finite number > 0; got {value!r}."
+        )
     return float(value)
 
 

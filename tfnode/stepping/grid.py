@@ -46,7 +46,7 @@ def num_fixed_steps(span, settings):
     if static is not None:
         ratio = abs(float(static)) / settings.step_size
         return max(1, int(math.ceil(ratio * (1.0 - 1e-6))))
-    ratio = tf.abs(span) / tf.cast(settings.step_size, span.dtype)
+    ratio = tf.abs(span) / tf.constant(settings.step_size, span.dtype)
     return tf.maximum(1, tf.cast(tf.math.ceil(ratio * (1.0 - 1e-6)), tf.int32))
 
 
@@ -61,7 +61,9 @@ def fixed_grid(t_a, t_b, settings):
     if settings.step_size is None:
         step = (t_b - t_a) / tf.cast(num_steps, t_a.dtype)
     else:
-        step = tf.sign(t_b - t_a) * tf.cast(settings.step_size, t_a.dtype)
+        step = tf.sign(t_b - t_a) * tf.constant(
+            settings.step_size, t_a.dtype
+        )
     return num_steps, step
 
 
