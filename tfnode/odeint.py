@@ -1,6 +1,7 @@
 """`odeint`: the one entry point of every solve and every gradient method."""
 
 import dataclasses
+import numbers
 
 import numpy as np
 import tensorflow as tf
@@ -198,6 +199,11 @@ def _state_dtype(y0_flat):
 
 
 def _validate_times(t, dtype):
+    if isinstance(t, (list, tuple)) and all(
+        isinstance(x, numbers.Real) for x in t
+    ):
+        # Python numbers straight to the solve's dtype (not through float32).
+        t = tf.constant(np.asarray(t, np.float64), dtype)
     t = tf.cast(tf.convert_to_tensor(t), dtype)
     if t.shape.rank != 1:
         raise ValueError(
