@@ -23,11 +23,14 @@ import keras
 import numpy as np
 import scipy.linalg
 import tensorflow as tf
+from absl import flags as absl_flags
 from hypothesis import strategies as st
 
+import flags
 import tfnode
 from tests import test_util
 from tfnode import precision
+from tfnode import training
 
 # Examples of each test by default; TFNODE_HYPOTHESIS_EXAMPLES scales them.
 _DEFAULT = {
@@ -37,6 +40,7 @@ _DEFAULT = {
     "block": 15,
     "block_times": 10,
     "tolerance_floor": 20,
+    "flags": 40,
 }
 _SCALE = int(
     os.environ.get("TFNODE_HYPOTHESIS_EXAMPLES") or sum(_DEFAULT.values())
@@ -453,6 +457,71 @@ class PrecisionPropertyTest(test_util.TestCase):
                 [math.exp(-0.5)],
                 atol=2 * precision.resolution(dtype),
             )
+
+
+
+# train.py's solve flags: good and bad values of each.
+_FLAG_VALUES = {
+    "solver": st.sampled_from(
+        [*tfnode.solvers.names(), "rk5", "", "DOPRI5"]
+    ),
+    "adjoint": st.sampled_from([*tfnode.adjoints.names(), "magic"]),
+    "steps": st.sampled_from(["1", "4", "0", "-3", "2.5", "x"]),
+    "step_size": st.sampled_from(["0.25", "0", "-1", "inf", "nan", "x"]),
+    "rtol": st.sampled_from(["1e-3", "0", "-1e-3", "inf", "nan"]),
+    "atol": st.sampled_from(["1e-6", "0", "inf"]),
+    "tol": st.sampled_from(["1e-4", "0", "-1"]),
+    "checkpoints": st.sampled_from(["2", "0", "-1"]),
+    "seminorm": st.sampled_from(["true", "false", "maybe"]),
+    "max_num_steps": st.sampled_from(["100", "0", "-5"]),
+}
+
+
+class FlagsPropertyTest(test_util.TestCase):
+    """Any combination of `train.py`'s solve flags either builds a
+    `SolveSettings` holding the values given, or is refused with an error
+    naming a flag; nothing else escapes."""
+
+    @hypothesis.given(
+        st.dictionaries(
+            st.sampled_from(sorted(_FLAG_VALUES)), st.just(None), max_size=5
+        ).flatmap(
+            lambda keys: st.fixed_dictionaries(
+                {key: _FLAG_VALUES[key] for key in keys}
+            )
+        )
+    )
+    @_settings("flags")
+    def test_solve_flags_build_settings_or_name_a_flag(self, values):
+        argv = [f"--{name}={value}" for name, value in values.items()]
+        flag_values = absl_flags.FlagValues()
+        flags.define_flags(flag_values)
+        try:
+            flag_values(["train.py", *argv])
+            config = training.resolve(flags.get_config(flag_values))
+        except absl_flags.IllegalFlagValueError as e:
+            self.assertTrue(
+                any(name in str(e) for name in values), f"{argv}: {e}"
+            )
+            return
+        except (ValueError, TypeError) as e:
+            names = (*values, "steps", "step_size", "tol", "solver")
+            self.assertTrue(
+                any(name in str(e) for name in names), f"{argv}: {e}"
+            )
+            return
+        settings = config.settings
+        self.assertIsInstance(settings, tfnode.SolveSettings)
+        if "solver" in values:
+            self.assertEqual(
+                settings.solver, tfnode.solvers.get(values["solver"])
+            )
+        if "steps" in values:
+            self.assertEqual(settings.steps, int(values["steps"]))
+        if "rtol" in values and "tol" not in values:
+            self.assertEqual(settings.rtol, float(values["rtol"]))
+        if "adjoint" in values:
+            self.assertEqual(settings.adjoint.name, values["adjoint"])
 
 
 if __name__ == "__main__":
