@@ -32,6 +32,18 @@ class BadSettingsTest(test_util.TestCase):
             "step_size must be a number > 0",
         ),
         ("rtol_zero", {"rtol": 0.0}, "rtol must be a number > 0"),
+        ("atol_infinite", {"atol": np.inf}, "atol must be a finite number"),
+        ("tol_infinite", {"tol": np.inf}, "tol must be a finite number"),
+        (
+            "step_size_infinite",
+            {"solver": "euler", "step_size": np.inf},
+            "step_size must be a finite number",
+        ),
+        (
+            "first_step_infinite",
+            {"first_step": np.inf},
+            "first_step must be a finite number",
+        ),
         ("atol_negative", {"atol": -1e-6}, "atol must be a number > 0"),
         ("tol_zero", {"tol": 0}, "tol must be a number > 0"),
         ("tol_and_rtol", {"tol": 1e-3, "rtol": 1e-3}, "tol sets both"),
@@ -143,6 +155,33 @@ class FailedSolveTest(test_util.TestCase):
                 lambda t, y: y * np.inf, _Y0, _T, solver="euler", steps=3
             )
 
+    def test_eager_message_is_clean_and_says_where(self):
+        with self.assertRaises(tf.errors.InvalidArgumentError) as caught:
+            tfnode.odeint(
+                lambda t, y: -1000.0 * y, _Y0, [0.0, 10.0], max_num_steps=20
+            )
+        message = caught.exception.message
+        self.assertStartsWith(message, "odeint: the adaptive solve took")
+        self.assertIn("solver='bdf'", message)
+        self.assertRegex(
+            message,
+            r"It stopped at t = [0-9.e-]+ after 20 attempted steps, the "
+            r"last of size [0-9.e-]+\.$",
+        )
+
+    def test_graph_message_carries_where(self):
+        @tf.function
+        def solve():
+            return tfnode.odeint(
+                lambda t, y: -1000.0 * y, _Y0, [0.0, 10.0], max_num_steps=20
+            )
+
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError,
+            r"took max_num_steps steps.*It stopped at t =.*\[20\]",
+        ):
+            solve()
+
     def test_failure_under_xla_returns_nan_and_status(self):
         @tf.function(jit_compile=True)
         def solve():
@@ -157,6 +196,22 @@ class FailedSolveTest(test_util.TestCase):
         ys, stats = solve()
         self.assertEqual(int(stats.status), tfnode.Status.MAX_NUM_STEPS)
         self.assertTrue(np.all(np.isnan(ys.numpy())))
+
+
+class TimesPrecisionTest(test_util.TestCase):
+    def test_python_times_and_step_size_reach_float64_unrounded(self):
+        # Two Euler steps of y' = 1000 y: the second one clamped to end at
+        # t = 0.001 exactly; a float32 rounding of 0.001 or of h shows.
+        h = 0.0006666666666666666
+        ys = tfnode.odeint(
+            lambda t, y: 1000.0 * y,
+            tf.constant([1.0], tf.float64),
+            [0.0, 0.001],
+            solver="euler",
+            step_size=h,
+        )
+        exact = (1 + 1000 * h) * (1 + 1000 * (0.001 - h))
+        self.assertAllClose(float(ys[-1, 0]), exact, rtol=1e-14, atol=0)
 
 
 class LayerSettingsTest(test_util.TestCase):
