@@ -133,6 +133,32 @@ class EventTest(test_util.TestCase):
             rtol=1e-7,
         )
 
+    def test_gradient_through_field_variables_and_args(self):
+        # t = sqrt(2 h / g): dt/dg = -sqrt(2 h) / (2 g**1.5).
+        expected = -np.sqrt(20.0) / (2 * _GRAVITY**1.5)
+        y0 = tf.constant([10.0, 0.0], tf.float64)
+        gravity = tf.Variable(_GRAVITY, dtype=tf.float64)
+
+        def field_with_variable(t, y):
+            return tf.stack([y[1], -gravity * tf.ones_like(y[0])])
+
+        def field_with_arg(t, y, g):
+            return tf.stack([y[1], -g * tf.ones_like(y[0])])
+
+        g_arg = tf.constant(_GRAVITY, tf.float64)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(g_arg)
+            t_var, _ = tfnode.odeint_event(
+                field_with_variable, y0, [0.0, 100.0], _height,
+                rtol=1e-9, atol=1e-11, adjoint="anode",
+            )
+            t_arg, _ = tfnode.odeint_event(
+                field_with_arg, y0, [0.0, 100.0], _height, args=(g_arg,),
+                rtol=1e-9, atol=1e-11, adjoint="continuous",
+            )
+        self.assertAllClose(tape.gradient(t_var, gravity), expected, rtol=1e-7)
+        self.assertAllClose(tape.gradient(t_arg, g_arg), expected, rtol=1e-6)
+
     def test_gradient_through_event_function_variables(self):
         # Stop at height c: t = sqrt(2 (h - c) / g), so
         # dt/dc = -1 / sqrt(2 g (h - c)).
