@@ -36,6 +36,7 @@ __all__ = [
     "run_train",
     "fit_classifier",
     "save_figure",
+    "publish",
     "write_results",
 ]
 
@@ -64,6 +65,18 @@ def write_results(output_dir, name, results, markdown):
     with open(md_path, "w") as f:
         f.write(markdown.rstrip() + "\n")
     return json_path, md_path
+
+
+def publish(output_dir, name, results, markdown, figures):
+    """Writes the results (`write_results`) and prints the report, the run
+    time (`results["seconds"]`) and the figures written."""
+    write_results(output_dir, name, results, markdown)
+    print(markdown)
+    figures = [figures] if isinstance(figures, str) else list(figures)
+    label = "figure" if len(figures) == 1 else "figures"
+    print(
+        f"\nTotal {results['seconds']:.0f}s; {label} {', '.join(figures)}"
+    )
 
 
 def _jsonable(value):

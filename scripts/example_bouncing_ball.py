@@ -417,11 +417,9 @@ def main(argv):
         seconds=seconds,
     )
     markdown = report(results)
-    _reproduce.write_results(
-        FLAGS.output_dir, "bouncing_ball", results, markdown
+    _reproduce.publish(
+        FLAGS.output_dir, "bouncing_ball", results, markdown, figure
     )
-    print(markdown)
-    print(f"\nTotal {seconds:.0f}s; figure {figure}")
     return 0
 
 

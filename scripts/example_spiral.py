@@ -574,9 +574,7 @@ def main(argv):
         f"{initial_errors['mean_error']:.4f}, field relative error "
         f"{initial_errors['field_error']:.4f}."
     )
-    _reproduce.write_results(FLAGS.output_dir, "spiral", results, markdown)
-    print(markdown)
-    print(f"\nTotal {seconds:.0f}s; figure {figure}")
+    _reproduce.publish(FLAGS.output_dir, "spiral", results, markdown, figure)
     return 0
 
 

@@ -422,9 +422,7 @@ def run_gradients():
         figure=figure,
         seconds=seconds,
     )
-    _reproduce.write_results(out, "anode_gradients", results, markdown)
-    print(markdown)
-    print(f"\nTotal {seconds:.0f}s; figure {figure}")
+    _reproduce.publish(out, "anode_gradients", results, markdown, figure)
 
 
 if __name__ == "__main__":

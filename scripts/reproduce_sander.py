@@ -441,9 +441,7 @@ def main(argv):
         figures=figures,
         seconds=seconds,
     )
-    _reproduce.write_results(out, "sander", results, markdown)
-    print(markdown)
-    print(f"\nTotal {seconds:.0f}s; figures {', '.join(figures)}")
+    _reproduce.publish(out, "sander", results, markdown, figures)
     return 0
 
 

@@ -344,7 +344,7 @@ def main(argv):
     figure = plot(results, os.path.join(out, "seminorm.png"))
     markdown = report(summaries)
     seconds = time.time() - start
-    _reproduce.write_results(
+    _reproduce.publish(
         out,
         "seminorm",
         dict(
@@ -358,9 +358,8 @@ def main(argv):
             seconds=seconds,
         ),
         markdown,
+        figure,
     )
-    print(markdown)
-    print(f"\nTotal {seconds:.0f}s; figure {figure}")
     return 0
 
 
