@@ -16,11 +16,9 @@ import keras
 import tensorflow as tf
 
 __all__ = [
-    "as_time_field",
     "build_for_state",
     "call_field",
     "is_autonomous_layer",
-    "takes_training",
 ]
 
 # What `inspect` says of each field, computed once per field object.
@@ -56,20 +54,6 @@ def _signature(func):
 def is_autonomous_layer(func):
     """Whether `func` is a Keras layer whose `call` takes only the state."""
     return _signature(func)[0]
-
-
-def takes_training(func):
-    """Whether `func` (its `call`, for a Keras layer) takes `training`."""
-    return _signature(func)[1]
-
-
-def as_time_field(func):
-    """Returns `field(t, y, *args, **kwargs)` calling `func` as it expects:
-    `func(y, *args, **kwargs)` for an autonomous Keras layer, else
-    `func(t, y, *args, **kwargs)`."""
-    if is_autonomous_layer(func):
-        return lambda t, y, *args, **kwargs: func(y, *args, **kwargs)
-    return func
 
 
 def call_field(func, t, y, *args, training=None):
