@@ -26,12 +26,13 @@ def _rotation_step(solver, h, theta):
     """Interpolation error at `theta` of one step of `y' = (y2, -y1)`."""
     y0 = [tf.constant([0.0, 1.0], tf.float64)]
     t0 = tf.constant(0.0, tf.float64)
-    _, _, _, _, stages = solver.step_with_stages(
+    y1, _, _, _, stages = solver.step_with_stages(
         lambda t, y: [tf.stack([y[0][1], -y[0][0]])], t0, y0, h
     )
-    value = solver.interpolate(y0, h, stages, tf.constant(theta, tf.float64))
-    exact = [np.sin(theta * h), np.cos(theta * h)]
-    return np.max(np.abs(value[0].numpy() - exact))
+    theta = tf.constant([theta], tf.float64)
+    value = solver.interpolate(y0, y1, h, stages, theta)
+    exact = [np.sin(theta[0] * h), np.cos(theta[0] * h)]
+    return np.max(np.abs(value[0][0].numpy() - exact))
 
 
 class ContinuousExtensionTest(test_util.TestCase):

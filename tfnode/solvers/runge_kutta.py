@@ -190,35 +190,20 @@ class ExplicitRungeKutta(Solver):
         matrix = tf.constant(coefficients, theta.dtype)
         return tf.tensordot(powers, matrix, [[-1], [1]])
 
-    def interpolate(self, y, h, stages, theta):
+    def interpolate(self, y, y1, h, stages, theta):
         """The dense output `y + h sum_j b_j(theta) k_j` inside a step.
 
         Args:
-            y: The state at the start of the step (list of tensors).
+            y, y1: The states at the start and the end of the step (lists
+                of tensors).
             h: The step's signed size.
             stages: Its stages, as `step_with_stages` returns them.
-            theta: A scalar fraction of the step, in [0, 1].
+            theta: Fractions of the step in [0, 1], a 1-D tensor `[m]`.
 
         Returns:
-            The state at `t + theta h` (list of tensors).
+            The states at `t + theta h`, `[m, ...]` per leaf; `y1` itself
+            where `theta >= 1`.
         """
-        weights = tf.unstack(self.dense_weights(theta))
-        used = [
-            (w, k)
-            for w, k, row in zip(
-                weights, stages, self.tableau.continuous_extension,
-                strict=True,
-            )
-            if any(row)
-        ]
-        return [
-            y_leaf + h * tf.add_n([w * k[leaf] for w, k in used])
-            for leaf, y_leaf in enumerate(y)
-        ]
-
-    def interpolate_many(self, y, y1, h, stages, theta):
-        """The dense output at several fractions `theta` ([m]) of a step,
-        stacked: `[m, ...]` per leaf; `y1` exactly where `theta >= 1`."""
         weights = self.dense_weights(theta)
         at_end = theta >= 1
         out = []

@@ -19,6 +19,7 @@ from tfnode.stepping.records import record
 
 __all__ = [
     "AcceptedStep",
+    "Observer",
     "StepRecorder",
     "adaptive_interval_loop",
     "sequential_while_loop",
@@ -44,7 +45,23 @@ class AcceptedStep(
     __slots__ = ()
 
 
-class StepRecorder:
+class Observer:
+    """What an adaptive loop tells of its accepted steps.
+
+    `on_step(observed, step) -> observed` is called on every
+    `AcceptedStep` with the observer's carried value; `stop(observed)` is
+    a bool tensor ending the loop early, or `None` (the default: never).
+    """
+
+    def on_step(self, observed, step):
+        raise NotImplementedError
+
+    def stop(self, observed):
+        del observed
+        return None
+
+
+class StepRecorder(Observer):
     """The default observer: records each accepted step (for `anode`) into
     `Recorder.arrays()`, or does nothing when given no arrays."""
 
@@ -54,10 +71,6 @@ class StepRecorder:
         return record(
             records, step.index, step.t, step.h, step.y, step.lands_on
         )
-
-    def stop(self, records):
-        del records
-        return None
 
 
 def sequential_while_loop(cond, body, loop_vars, **kwargs):
@@ -109,9 +122,8 @@ def adaptive_interval_loop(
         settings: `SolveSettings` with tolerances.
         direction: +1 or -1.
         max_steps: Static bound on the attempts (under XLA), or `None`.
-        observer: Has `on_step(observed, step) -> observed`, called on every
-            accepted `AcceptedStep`, and `stop(observed)`, a bool tensor
-            ending the loop early (or `None`); a `StepRecorder` by default.
+        observer: An `Observer` of the accepted steps; a `StepRecorder` by
+            default.
 
     Returns:
         `interval(i, y, f, h, counters, observed)` advancing `y` from

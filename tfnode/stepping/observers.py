@@ -9,13 +9,15 @@ replay. `DenseRecorder` keeps every step's interpolant for a
 
 import tensorflow as tf
 
+from tfnode.stepping.adaptive import Observer
+from tfnode.stepping.records import per_step_array_options
 from tfnode.stepping.records import record_outputs
 from tfnode.stepping.xla import in_xla_context
 
 __all__ = ["DenseRecorder", "EventLocator", "InterpolatedOutputs"]
 
 
-class InterpolatedOutputs:
+class InterpolatedOutputs(Observer):
     """Writes `y(t[k])` for every output time inside an accepted step.
 
     An output at a step's end is the step's state itself; one inside it is
@@ -45,14 +47,18 @@ class InterpolatedOutputs:
         return (records, tf.constant(1, tf.int32), outputs)
 
     def on_step(self, carry, step):
-        if in_xla_context():
-            return self._on_step_looped(carry, step)
-        return self._on_step_gathered(carry, step)
+        records, k, outputs = carry
+        write = self._write_looped if in_xla_context() else self._write_all
+        end, outputs = write(k, outputs, step)
+        if records:
+            records = record_outputs(
+                records, step.index, step.t, step.h, step.y, k, end
+            )
+        return records, end, outputs
 
-    def _on_step_gathered(self, carry, step):
+    def _write_all(self, k, outputs, step):
         """All the outputs inside the step at once (one gather, one
         scatter): what XLA cannot compile, as their number is dynamic."""
-        records, k, outputs = carry
         t_end = step.t + step.h
         passed = tf.searchsorted(
             self.direction * self.t[None], self.direction * t_end[None],
@@ -60,22 +66,14 @@ class InterpolatedOutputs:
         )[0]
         end = tf.maximum(k, tf.cast(passed, tf.int32))
         index = tf.range(k, end)
-        theta = (tf.gather(self.t, index) - step.t) / step.h
-        values = self.solver.interpolate_many(
-            step.y, step.y1, step.h, step.stages, theta
-        )
+        values = self._interpolate(step, tf.gather(self.t, index))
         outputs = [
             ta.scatter(index, v) for ta, v in zip(outputs, values, strict=True)
         ]
-        if records:
-            records = record_outputs(
-                records, step.index, step.t, step.h, step.y, k, end
-            )
-        return records, end, outputs
+        return end, outputs
 
-    def _on_step_looped(self, carry, step):
+    def _write_looped(self, k, outputs, step):
         """The outputs inside the step one at a time (under XLA)."""
-        records, k, outputs = carry
         t, n = self.t, self.num_times
         t_end = step.t + step.h
 
@@ -84,31 +82,21 @@ class InterpolatedOutputs:
             return (k < n) & (self.direction * (t_k - t_end) <= 0)
 
         def write(k, outputs):
-            theta = (t[k] - step.t) / step.h
-            y_k = tf.cond(
-                theta >= 1,
-                lambda: step.y1,
-                lambda: self.solver.interpolate(
-                    step.y, step.h, step.stages, theta
-                ),
-            )
+            y_k = self._interpolate(step, t[k][None])
             outputs = [
-                ta.write(k, v) for ta, v in zip(outputs, y_k, strict=True)
+                ta.write(k, v[0]) for ta, v in zip(outputs, y_k, strict=True)
             ]
             return k + 1, outputs
 
-        end, outputs = tf.while_loop(
+        return tf.while_loop(
             inside, write, (k, outputs), maximum_iterations=n
         )
-        if records:
-            records = record_outputs(
-                records, step.index, step.t, step.h, step.y, k, end
-            )
-        return records, end, outputs
 
-    def stop(self, carry):
-        del carry
-        return None
+    def _interpolate(self, step, times):
+        theta = (times - step.t) / step.h
+        return self.solver.interpolate(
+            step.y, step.y1, step.h, step.stages, theta
+        )
 
     @staticmethod
     def stacked(carry):
@@ -117,7 +105,7 @@ class InterpolatedOutputs:
         return records, [ta.stack() for ta in outputs]
 
 
-class DenseRecorder:
+class DenseRecorder(Observer):
     """Keeps each accepted step's start, size, state and interpolation
     coefficients `r_p` (`y(t + theta h) = y + sum_p theta**(p+1) r_p`).
 
@@ -130,12 +118,7 @@ class DenseRecorder:
     def __init__(self, solver, y0, size):
         self.solver = solver
         self.degree = len(solver.tableau.continuous_extension[0])
-        dynamic = size is None
-        self.kw = dict(
-            size=0 if dynamic else size,
-            dynamic_size=dynamic,
-            clear_after_read=False,
-        )
+        self.kw = per_step_array_options(size)
         self.y0 = y0
 
     def initial(self, dtype):
@@ -162,10 +145,6 @@ class DenseRecorder:
         ]
         return ((times.write(i, step.t), sizes.write(i, step.h)), states)
 
-    def stop(self, carry):
-        del carry
-        return None
-
     @staticmethod
     def stacked(carry):
         """`(times [N], sizes [N], states [degree + 1][leaf] [N, ...])`."""
@@ -177,7 +156,7 @@ class DenseRecorder:
         )
 
 
-class EventLocator:
+class EventLocator(Observer):
     """Stops a sweep at the first zero of `event_fn(t, y)`.
 
     After each accepted step the event function is evaluated at the step's
@@ -234,8 +213,10 @@ class EventLocator:
         dtype = step.t.dtype
 
         def g_at(theta):
-            y = self.solver.interpolate(step.y, step.h, step.stages, theta)
-            return self._event(step.t + theta * step.h, y)
+            y = self.solver.interpolate(
+                step.y, step.y1, step.h, step.stages, theta[None]
+            )
+            return self._event(step.t + theta * step.h, [v[0] for v in y])
 
         def body(lo, hi):
             mid = 0.5 * (lo + hi)

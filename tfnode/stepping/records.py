@@ -13,6 +13,7 @@ __all__ = [
     "Trajectory",
     "check_status",
     "failure_message",
+    "per_step_array_options",
     "record",
     "record_outputs",
 ]
@@ -90,6 +91,18 @@ class Trajectory(
     __slots__ = ()
 
 
+def per_step_array_options(size):
+    """`tf.TensorArray` arguments for one entry per accepted step: `size`
+    entries when known statically (under XLA), else growing; every entry
+    readable more than once."""
+    dynamic = size is None
+    return dict(
+        size=0 if dynamic else size,
+        dynamic_size=dynamic,
+        clear_after_read=False,
+    )
+
+
 class Recorder:
     """TensorArrays holding the accepted steps of a solve.
 
@@ -102,9 +115,7 @@ class Recorder:
     """
 
     def __init__(self, y0, dtype, size, states):
-        dynamic = size is None
-        size = 0 if dynamic else size
-        kw = dict(size=size, dynamic_size=dynamic, clear_after_read=False)
+        kw = per_step_array_options(size)
         self.times = tf.TensorArray(dtype, element_shape=[], **kw)
         self.steps = tf.TensorArray(dtype, element_shape=[], **kw)
         self.output_start = tf.TensorArray(tf.int32, element_shape=[], **kw)
