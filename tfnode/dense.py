@@ -55,7 +55,8 @@ def solve_dense(func, y0, t_span, settings=None, *, args=(), **shorthand):
         "solve_dense", func, y0, t_span, settings, args
     )
     solver = settings.solver
-    size = settings.max_num_steps if stepping.in_xla_context() else None
+    xla = stepping.in_xla_context()
+    size = settings.max_num_steps if xla else None
     recorder = DenseRecorder(solver, problem.y0, size)
     _, counters, carry = stepping.sweep(
         solver,
@@ -68,7 +69,6 @@ def solve_dense(func, y0, t_span, settings=None, *, args=(), **shorthand):
     )
     stats, failure = stepping.stats_of(counters)
     times, sizes, states = recorder.stacked(carry)
-    xla = stepping.in_xla_context()
     times = check_status([times], stats.status, xla, failure)[0]
     return DenseSolution(
         times=times,

@@ -36,6 +36,7 @@ from tensorflow.python.eager import record
 
 from tfnode import stepping
 from tfnode import validation
+from tfnode.adjoints.base import dot
 from tfnode.dense import prepare_sweep
 from tfnode.odeint import odeint
 from tfnode.settings import resolve
@@ -158,7 +159,6 @@ def _implicit_gradients(func, event_fn, t_event, y_event, args):
     dg_dt, *dg_dy = tape.gradient(
         g, [t_event, *y_fixed], unconnected_gradients="zero"
     )
-    state = tf.nest.pack_sequence_as(structure, y_fixed)
     f_event = tf.nest.flatten(call_field(func, t_event, state, *args))
     f_event = [
         tf.stop_gradient(tf.cast(f, y.dtype))
@@ -166,12 +166,7 @@ def _implicit_gradients(func, event_fn, t_event, y_event, args):
     ]
     rate = tf.stop_gradient(
         tf.cast(dg_dt, t_event.dtype)
-        + tf.add_n(
-            [
-                tf.cast(tf.reduce_sum(a * b), t_event.dtype)
-                for a, b in zip(dg_dy, f_event, strict=True)
-            ]
-        )
+        + tf.cast(dot(dg_dy, f_event), t_event.dtype)
     )
     phi = _scalar(event_fn(t_event, y_event))
     phi = tf.cast(phi, t_event.dtype)

@@ -34,6 +34,8 @@ import keras
 import tensorflow as tf
 from tensorflow.python.eager import record
 
+from tfnode.adjoints.base import dot
+
 __all__ = ["wanted", "with_time_gradients"]
 
 
@@ -46,16 +48,6 @@ def wanted(t):
     if tf.executing_eagerly():
         return record.should_record_backprop([t])
     return tf.get_static_value(t) is None
-
-
-def _dot(xs, ys):
-    """`sum_leaf sum(x * y)`, a scalar."""
-    return tf.add_n(
-        [
-            tf.reduce_sum(x * tf.cast(y, x.dtype))
-            for x, y in zip(xs, ys, strict=True)
-        ]
-    )
 
 
 def _field_at(field, t_i, y_i):
@@ -78,7 +70,7 @@ def _start(field, t, y0, nfe_counter):
         def grad(*a0):
             f0 = _field_at(field, t[0], list(y0))
             _count(nfe_counter, 1)
-            d_t0 = -_dot(list(a0), f0)
+            d_t0 = -dot(list(a0), f0)
             d_t = tf.tensor_scatter_nd_update(
                 tf.zeros_like(t), [[0]], [tf.cast(d_t0, t.dtype)]
             )
@@ -101,7 +93,7 @@ def _outputs(field, t, ys, nfe_counter):
 
                 def derivative():
                     f_i = _field_at(field, t[i], [y[i] for y in ys])
-                    return tf.cast(_dot(g_i, f_i), t.dtype), nfe + 1
+                    return tf.cast(dot(g_i, f_i), t.dtype), nfe + 1
 
                 d_i, nfe = tf.cond(
                     nonzero, derivative, lambda: (tf.zeros([], t.dtype), nfe)

@@ -251,6 +251,17 @@ def add(xs, ys):
     return [x + y for x, y in zip(xs, ys, strict=True)]
 
 
+def dot(xs, ys):
+    """`sum_leaf sum(x * y)` of two lists of tensors, a scalar in the dtype
+    of `xs`."""
+    return tf.add_n(
+        [
+            tf.reduce_sum(x * tf.cast(y, x.dtype))
+            for x, y in zip(xs, ys, strict=True)
+        ]
+    )
+
+
 def at(stacked, index):
     """Entry `index` of every tensor of a list of stacked tensors."""
     return [tf.gather(s, index) for s in stacked]
