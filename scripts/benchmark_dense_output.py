@@ -309,20 +309,21 @@ def _row_line(row):
     )
 
 
+def find_row(rows, framework, solver, interpolate, count):
+    """The row of one measurement, or `None`."""
+    for row in rows:
+        key = (row["framework"], row["solver"], row["interpolate"])
+        if key + (row["outputs"],) == (framework, solver, interpolate, count):
+            return row
+    return None
+
+
 def summarise(rows, solvers, counts):
     """Per solver: NFE ratio (most / fewest outputs) and error ratio at the
     most outputs, tfnode (interpolated) over torchdiffeq."""
 
     def find(framework, solver, interpolate, count):
-        for row in rows:
-            if (
-                row["framework"],
-                row["solver"],
-                row["interpolate"],
-                row["outputs"],
-            ) == (framework, solver, interpolate, count):
-                return row
-        return None
+        return find_row(rows, framework, solver, interpolate, count)
 
     lo, hi = min(counts), max(counts)
     summary = {}
@@ -350,20 +351,15 @@ def report(results):
     rows, counts = results["rows"], results["outputs"]
 
     def cell(framework, solver, interpolate, count, key):
-        for row in rows:
-            if (
-                row["framework"],
-                row["solver"],
-                row["interpolate"],
-                row["outputs"],
-            ) == (framework, solver, interpolate, count):
-                value = row[key]
-                if key == "seconds":
-                    return f"{value * 1e3:.0f}"
-                if key == "max_error":
-                    return f"{value:.2e}"
-                return f"{value:,}"
-        return "-"
+        row = find_row(rows, framework, solver, interpolate, count)
+        if row is None:
+            return "-"
+        value = row[key]
+        if key == "seconds":
+            return f"{value * 1e3:.0f}"
+        if key == "max_error":
+            return f"{value:.2e}"
+        return f"{value:,}"
 
     lines = [
         "# Dense output: NFE, time and error against the number of outputs",
