@@ -13,11 +13,18 @@ settles.
 ```shell
 python scripts/reproduce_fig4a.py       # 5000 iterations, 1 seed: ~17 min
 python scripts/reproduce_fig4a.py --iterations=10000 --seeds=0,1,2,3,4
+python scripts/reproduce_fig4a.py --train_solver=rk4 --figure=docs/fig4b.png \
+    --output_dir=experiments/fig4b --nostep_adaptation   # Figure 4b
+python scripts/reproduce_fig4a.py --quick --output_dir=/tmp/fig4a  # seconds
 ```
 
 The paper trains 10000 iterations per model with 5 seeds (Adam, learning
 rate 1e-4, batch 128); the default here is 5000 iterations and one seed,
-so that the whole figure takes under 30 minutes on 2 CPU cores.
+so that the whole figure takes under 30 minutes on 2 CPU cores. Figure 4b
+is the same experiment with another training solver (`--train_solver`).
+Models whose grid XLA runs unrolled (at most
+`tfnode.stepping.grid.UNROLL_MAX_STEPS` steps) train under XLA
+(`--jit_compile`), 2-4x faster here; the others in graph mode.
 
 Writes the figure (`--figure`, `--adaptation_figure`) and every number
 (`--output_dir/results.json`), and prints the tables in Markdown.
@@ -36,11 +43,27 @@ from absl import flags as absl_flags
 from tfnode import datasets
 from tfnode import models
 from tfnode import robustness
+from tfnode import solvers as solvers_lib
+from tfnode.stepping import grid
 
 FLAGS = absl_flags.FLAGS
 
 
 def define_flags():
+    absl_flags.DEFINE_string(
+        "train_solver", "euler", "Fixed-step training solver (Fig. 4b)."
+    )
+    absl_flags.DEFINE_bool(
+        "jit_compile",
+        True,
+        "Train under XLA the models whose grid tfnode unrolls under XLA.",
+    )
+    absl_flags.DEFINE_bool(
+        "quick",
+        False,
+        "A seconds-long smoke run: 20 iterations, h = 1 and 1/2, factors "
+        "1 and 2, a short step adaptation; figures go to --output_dir.",
+    )
     absl_flags.DEFINE_integer(
         "iterations",
         5000,
@@ -89,16 +112,23 @@ def define_flags():
 # ----------------------------------------------------------------- training
 
 
-def compile_model(model):
+def compile_model(model, jit_compile=False):
     model.compile(
         optimizer=keras.optimizers.Adam(FLAGS.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        jit_compile=jit_compile,
     )
 
 
-def train(model, data, callbacks=()):
-    compile_model(model)
+def unrolled_under_xla(h):
+    """Whether XLA runs the training grid of step `h` on [0, 1] unrolled
+    (a `tf.while_loop` gradient under XLA:CPU is slower than graph mode)."""
+    return FLAGS.jit_compile and round(1.0 / h) <= grid.UNROLL_MAX_STEPS
+
+
+def train(model, data, callbacks=(), jit_compile=False):
+    compile_model(model, jit_compile)
     start = time.time()
     model.fit(
         data,
@@ -144,21 +174,26 @@ def markdown_table(tables, solvers, factors):
     return "\n".join(lines)
 
 
-def accuracy_drop(table):
+def accuracy_drop(table, train_solver):
     """Training-solver accuracy minus the worst accuracy with a more
-    accurate test solve (midpoint/rk4 at factor >= 1, euler at > 1)."""
+    accurate test solve: a solver of at least the training solver's order
+    at factor >= 1, other than the training setting itself."""
+    order = solvers_lib.get(train_solver).order
+
+    def finer(row):
+        same = row["solver"] == train_solver
+        return (
+            solvers_lib.get(row["solver"]).order >= order
+            and row["factor"] >= 1.0
+            and not (same and row["factor"] == 1.0)
+        )
+
     base = next(
         r["accuracy"]
         for r in table
-        if r["solver"] == "euler" and r["factor"] == 1.0
+        if r["solver"] == train_solver and r["factor"] == 1.0
     )
-    finer = [
-        r["accuracy"]
-        for r in table
-        if (r["solver"] != "euler" and r["factor"] >= 1.0)
-        or (r["solver"] == "euler" and r["factor"] > 1.0)
-    ]
-    return base, base - min(finer)
+    return base, base - min(r["accuracy"] for r in table if finer(r))
 
 
 def plot_adaptation(history, path):
@@ -184,17 +219,93 @@ def plot_adaptation(history, path):
 # --------------------------------------------------------------------- main
 
 
+def apply_quick():
+    """`--quick`: a smoke run of every part in seconds."""
+    FLAGS.iterations = 20
+    FLAGS.inverse_step_sizes = ["1", "2"]
+    FLAGS.test_factors = ["1", "2"]
+    FLAGS.adaptation_interval = 10
+    FLAGS.adaptation_max_steps = 8
+    FLAGS.figure = os.path.join(FLAGS.output_dir, "fig4a.png")
+    FLAGS.adaptation_figure = os.path.join(
+        FLAGS.output_dir, "fig4a_adaptation.png"
+    )
+
+
+def train_and_test(build, data, h, seed, solvers, factors):
+    """Trains one model at step `h` from `seed` and tests it with every
+    solver and factor; returns the run's record."""
+    keras.utils.set_random_seed(seed)
+    model = build(solver=FLAGS.train_solver, step_size=h)
+    seconds = train(
+        model,
+        data.train_batches(FLAGS.batch_size, seed=seed),
+        jit_compile=unrolled_under_xla(h),
+    )
+    table = robustness.evaluate_with_solvers(
+        model, data.test, solvers, factors, batch_size=1000
+    )
+    base, drop = accuracy_drop(table, FLAGS.train_solver)
+    print(
+        f"h={_fraction(h)} seed={seed}: trained in {seconds:.0f}s, "
+        f"test accuracy {base:.3f} ({FLAGS.train_solver}, h), largest drop "
+        f"with a finer test solve {drop:.3f}",
+        flush=True,
+    )
+    return dict(step_size=h, seed=seed, seconds=seconds, table=table)
+
+
+def adapt_step(build, data, seed, solvers, factors):
+    """Trains with step adaptation from h = 1 and tests the result;
+    returns the run's record."""
+    keras.utils.set_random_seed(seed)
+    model = build(solver=FLAGS.train_solver, step_size=1.0)
+    batches = data.train_batches(FLAGS.batch_size, seed=seed)
+    callback = robustness.StepAdaptation(
+        batches,
+        threshold=FLAGS.adaptation_threshold,
+        interval=FLAGS.adaptation_interval,
+        max_steps=FLAGS.adaptation_max_steps,
+    )
+    seconds = train(model, batches, [callback])
+    final = callback.history[-1]
+    h_end = callback.step_size
+    table = robustness.evaluate_with_solvers(
+        model, data.test, solvers, factors, batch_size=1000
+    )
+    base, drop = accuracy_drop(table, FLAGS.train_solver)
+    visited = [e["num_steps"] for e in callback.history]
+    print(
+        f"\nStep adaptation ({seconds:.0f}s): Hairer's start "
+        f"h={callback.history[0]['step_size']:.4f}; settled at "
+        f"h={h_end:.4f} ({final['num_steps']} steps; steps "
+        f"visited {min(visited)}-{max(visited)}); test accuracy "
+        f"{base:.3f}, largest drop with a finer test solve {drop:.3f}"
+    )
+    print(markdown_table({f"adapted h={h_end:.4f}": table}, solvers, factors))
+    plot_adaptation(callback.history, FLAGS.adaptation_figure)
+    return dict(
+        seed=seed,
+        seconds=seconds,
+        history=callback.history,
+        final_step_size=h_end,
+        table=table,
+    )
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if FLAGS.quick:
+        apply_quick()
     start = time.time()
     data = datasets.load("concentric_sphere2", seed=FLAGS.data_seed)
     build = models.get("simple_odenet")
-    steps = [1.0 / float(n) for n in FLAGS.inverse_step_sizes]
     factors = [float(f) for f in FLAGS.test_factors]
     solvers = list(FLAGS.test_solvers)
     seeds = [int(s) for s in FLAGS.seeds]
     results = dict(
+        train_solver=FLAGS.train_solver,
         iterations=FLAGS.iterations,
         learning_rate=FLAGS.learning_rate,
         batch_size=FLAGS.batch_size,
@@ -202,76 +313,26 @@ def main(argv):
         runs=[],
     )
     per_step = {}
-    for h in steps:
-        tables = []
-        for seed in seeds:
-            keras.utils.set_random_seed(seed)
-            model = build(solver="euler", step_size=h)
-            seconds = train(
-                model, data.train_batches(FLAGS.batch_size, seed=seed)
-            )
-            table = robustness.evaluate_with_solvers(
-                model, data.test, solvers, factors, batch_size=1000
-            )
-            tables.append(table)
-            base, drop = accuracy_drop(table)
-            print(
-                f"h={_fraction(h)} seed={seed}: trained in {seconds:.0f}s, "
-                f"test accuracy {base:.3f} (euler, h), largest drop with a "
-                f"finer test solve {drop:.3f}",
-                flush=True,
-            )
-            results["runs"].append(
-                dict(step_size=h, seed=seed, seconds=seconds, table=table)
-            )
-        per_step[f"h={_fraction(h)}"] = mean_tables(tables)
+    for h in [1.0 / float(n) for n in FLAGS.inverse_step_sizes]:
+        runs = [
+            train_and_test(build, data, h, seed, solvers, factors)
+            for seed in seeds
+        ]
+        results["runs"] += runs
+        per_step[f"h={_fraction(h)}"] = mean_tables([r["table"] for r in runs])
     robustness.plot_solver_sweep(
         per_step,
         FLAGS.figure,
         title=(
-            f"simple_odenet, concentric_sphere2, Euler training "
-            f"({FLAGS.iterations} iterations, {len(seeds)} seed(s))"
+            f"simple_odenet, concentric_sphere2, {FLAGS.train_solver} "
+            f"training ({FLAGS.iterations} iterations, {len(seeds)} seed(s))"
         ),
     )
     print("\nTest accuracy (mean over seeds):\n")
     print(markdown_table(per_step, solvers, factors))
-
     if FLAGS.step_adaptation:
-        seed = seeds[0]
-        keras.utils.set_random_seed(seed)
-        model = build(solver="euler", step_size=1.0)
-        batches = data.train_batches(FLAGS.batch_size, seed=seed)
-        callback = robustness.StepAdaptation(
-            batches,
-            threshold=FLAGS.adaptation_threshold,
-            interval=FLAGS.adaptation_interval,
-            max_steps=FLAGS.adaptation_max_steps,
-        )
-        seconds = train(model, batches, [callback])
-        final = callback.history[-1]
-        h_end = callback.step_size
-        table = robustness.evaluate_with_solvers(
-            model, data.test, solvers, factors, batch_size=1000
-        )
-        base, drop = accuracy_drop(table)
-        visited = [e["num_steps"] for e in callback.history]
-        print(
-            f"\nStep adaptation ({seconds:.0f}s): Hairer's start "
-            f"h={callback.history[0]['step_size']:.4f}; settled at "
-            f"h={h_end:.4f} ({final['num_steps']} Euler steps; steps "
-            f"visited {min(visited)}-{max(visited)}); test accuracy "
-            f"{base:.3f}, largest drop with a finer test solve {drop:.3f}"
-        )
-        print(
-            markdown_table({f"adapted h={h_end:.4f}": table}, solvers, factors)
-        )
-        plot_adaptation(callback.history, FLAGS.adaptation_figure)
-        results["adaptation"] = dict(
-            seed=seed,
-            seconds=seconds,
-            history=callback.history,
-            final_step_size=h_end,
-            table=table,
+        results["adaptation"] = adapt_step(
+            build, data, seeds[0], solvers, factors
         )
     results["seconds"] = time.time() - start
     os.makedirs(FLAGS.output_dir, exist_ok=True)
