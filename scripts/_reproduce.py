@@ -1,5 +1,6 @@
-"""Helpers shared by the `reproduce_*.py` scripts: output files, figures,
-real digits, gradient comparisons, slopes and per-process peak memory.
+"""Helpers shared by the `reproduce_*.py`, example and benchmark scripts:
+flags, output files, figures, real digits, gradient comparisons, slopes
+and per-process peak memory.
 
 Every script writes `<output_dir>/<name>.json` (all numbers),
 `<output_dir>/<name>.md` (the Markdown tables it prints) and its PNG
@@ -13,19 +14,24 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import numpy as np
+from absl import flags as absl_flags
 
 DEFAULT_OUTPUT_DIR = "docs/reproductions"
 _SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
+    "define_common_flags",
     "parse_flags",
+    "settings",
     "cosine",
     "digits_as_cifar",
     "loss_gradient",
     "figure",
+    "format_table",
     "loglog_slope",
     "markdown_table",
     "package_digits",
@@ -36,7 +42,9 @@ __all__ = [
     "run_train",
     "fit_classifier",
     "save_figure",
+    "training_loss",
     "publish",
+    "write_json",
     "write_results",
 ]
 
@@ -44,11 +52,54 @@ __all__ = [
 # ------------------------------------------------------------------ outputs
 
 
+def define_common_flags(
+    flag_values, output_dir=DEFAULT_OUTPUT_DIR, seed_help=None, seed=0
+):
+    """Defines in `flag_values` the flags every script takes: `--quick`,
+    `--output_dir` and, unless `seed_help` is None, `--seed`."""
+    absl_flags.DEFINE_bool(
+        "quick", False, "Tiny run for the tests.", flag_values=flag_values
+    )
+    if seed_help is not None:
+        absl_flags.DEFINE_integer(
+            "seed", seed, seed_help, flag_values=flag_values
+        )
+    absl_flags.DEFINE_string(
+        "output_dir", output_dir, "Output folder.", flag_values=flag_values
+    )
+
+
 def parse_flags(flag_values, argv):
     """Parses `argv` (program name first) into `flag_values` afresh, so a
     script's `main(argv)` can be called more than once in one process."""
     flag_values.unparse_flags()
     flag_values(list(argv))
+
+
+def settings(flag_values, names, quick=None):
+    """The settings of a run, as its results record them: `--quick` and
+    the flags `names`, with the values of `quick` in their place under
+    `--quick`.
+
+    Args:
+        flag_values: The parsed flags.
+        names: Flag names separated by white space, in the order to record.
+        quick: Dict of the values of the tiny `--quick` run.
+
+    Returns:
+        A `types.SimpleNamespace` (`vars()` of it: a dict in that order).
+    """
+    values = {"quick": flag_values.quick}
+    values.update((name, flag_values[name].value) for name in names.split())
+    if flag_values.quick:
+        values.update(quick or {})
+    return types.SimpleNamespace(**values)
+
+
+def write_json(path, value):
+    """Writes `value` (NumPy numbers and arrays included) as JSON."""
+    with open(path, "w") as f:
+        json.dump(value, f, indent=1, default=_jsonable)
 
 
 def write_results(output_dir, name, results, markdown):
@@ -60,8 +111,7 @@ def write_results(output_dir, name, results, markdown):
     os.makedirs(output_dir, exist_ok=True)
     json_path = os.path.join(output_dir, f"{name}.json")
     md_path = os.path.join(output_dir, f"{name}.md")
-    with open(json_path, "w") as f:
-        json.dump(results, f, indent=1, default=_jsonable)
+    write_json(json_path, results)
     with open(md_path, "w") as f:
         f.write(markdown.rstrip() + "\n")
     return json_path, md_path
@@ -74,9 +124,7 @@ def publish(output_dir, name, results, markdown, figures):
     print(markdown)
     figures = [figures] if isinstance(figures, str) else list(figures)
     label = "figure" if len(figures) == 1 else "figures"
-    print(
-        f"\nTotal {results['seconds']:.0f}s; {label} {', '.join(figures)}"
-    )
+    print(f"\nTotal {results['seconds']:.0f}s; {label} {', '.join(figures)}")
 
 
 def _jsonable(value):
@@ -92,6 +140,15 @@ def markdown_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def format_table(columns, rows):
+    """A Markdown table of dict rows from `(header, format)` pairs, each
+    format a `str.format` template of a row's keys."""
+    return markdown_table(
+        [header for header, _ in columns],
+        [[template.format(**row) for _, template in columns] for row in rows],
+    )
 
 
 def figure(ncols=1, nrows=1, width=5.5, height=3.4):
@@ -163,23 +220,31 @@ def _flat(tensors):
     )
 
 
+def training_loss(model, x, y):
+    """The mean cross-entropy of the logits `model(x, training=True)`
+    against the integer labels `y`."""
+    import keras
+    import tensorflow as tf
+
+    logits = model(x, training=True)
+    return tf.reduce_mean(
+        keras.losses.sparse_categorical_crossentropy(
+            y, logits, from_logits=True
+        )
+    )
+
+
 def loss_gradient(model, x, y):
-    """The gradient of the mean cross-entropy of `model(x, training=True)`
-    with respect to its trainable variables, as NumPy arrays.
+    """The gradient of `training_loss` with respect to the model's
+    trainable variables, as NumPy arrays.
 
     Run eagerly: tracing a network of ODE blocks costs far more than one
     eager evaluation when each configuration is evaluated once.
     """
-    import keras
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
-        logits = model(x, training=True)
-        loss = tf.reduce_mean(
-            keras.losses.sparse_categorical_crossentropy(
-                y, logits, from_logits=True
-            )
-        )
+        loss = training_loss(model, x, y)
     return [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
 
 

@@ -46,9 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _reproduce  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
-absl_flags.DEFINE_bool(
-    "quick", False, "Tiny run for the tests.", flag_values=FLAGS
-)
+_reproduce.define_common_flags(FLAGS, output_dir="docs/benchmarks")
 absl_flags.DEFINE_list(
     "outputs",
     ["2", "200", "1000"],
@@ -75,9 +73,6 @@ absl_flags.DEFINE_bool(
     True,
     "Also measure torchdiffeq (child process).",
     flag_values=FLAGS,
-)
-absl_flags.DEFINE_string(
-    "output_dir", "docs/benchmarks", "Output folder.", flag_values=FLAGS
 )
 absl_flags.DEFINE_bool(
     "child_torch",
@@ -489,20 +484,8 @@ def main(argv):
     solvers, repeats, t_max = list(FLAGS.solvers), FLAGS.repeats, FLAGS.t_max
     if FLAGS.quick:
         counts, solvers, repeats, t_max = [2, 50], ["dopri5"], 1, 5.0
-    if FLAGS.child_torch:
-        rows, versions = measure_torch(
-            solvers,
-            counts,
-            t_max,
-            FLAGS.rtol,
-            FLAGS.atol,
-            repeats,
-            FLAGS.threads,
-        )
-        print(json.dumps(dict(rows=rows, versions=versions)))
-        return 0
-    start = time.time()
-    rows = measure_tfnode(
+    # The arguments of measure_tfnode and measure_torch.
+    setup = (
         solvers,
         counts,
         t_max,
@@ -511,6 +494,12 @@ def main(argv):
         repeats,
         FLAGS.threads,
     )
+    if FLAGS.child_torch:
+        rows, versions = measure_torch(*setup)
+        print(json.dumps(dict(rows=rows, versions=versions)))
+        return 0
+    start = time.time()
+    rows = measure_tfnode(*setup)
     import tensorflow as tf
 
     import tfnode

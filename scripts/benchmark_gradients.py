@@ -24,6 +24,7 @@ from absl import flags as absl_flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _reproduce  # noqa: E402
 import standard_problems  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -214,8 +215,7 @@ def main(argv):
             flush=True,
         )
     if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            json.dump(rows, f, indent=1)
+        _reproduce.write_json(FLAGS.output, rows)
 
 
 if __name__ == "__main__":

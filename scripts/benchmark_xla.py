@@ -50,6 +50,7 @@ from absl import flags as absl_flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _reproduce  # noqa: E402
 import keras  # noqa: E402
 import standard_problems  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -334,8 +335,7 @@ def main(argv):
     )
     print(_table(runs, variants))
     if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            json.dump(runs, f, indent=1)
+        _reproduce.write_json(FLAGS.output, runs)
 
 
 if __name__ == "__main__":

@@ -50,8 +50,8 @@ import _reproduce  # noqa: E402
 import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
-absl_flags.DEFINE_bool(
-    "quick", False, "Tiny run for the tests.", flag_values=FLAGS
+_reproduce.define_common_flags(
+    FLAGS, output_dir="docs/examples", seed_help="Noise seed."
 )
 absl_flags.DEFINE_float("h0", 10.0, "Drop height (m).", flag_values=FLAGS)
 absl_flags.DEFINE_float("g", 9.81, "Gravity (m/s^2).", flag_values=FLAGS)
@@ -87,11 +87,14 @@ absl_flags.DEFINE_float(
 absl_flags.DEFINE_float(
     "atol", 1e-10, "Absolute tolerance of the solves.", flag_values=FLAGS
 )
-absl_flags.DEFINE_integer("seed", 0, "Noise seed.", flag_values=FLAGS)
-absl_flags.DEFINE_string(
-    "output_dir", "docs/examples", "Output folder.", flag_values=FLAGS
-)
 
+# The flags the results record, and their values in the `--quick` run (two
+# bounces: only the second depends on e, a flatter loss).
+SETTINGS = (
+    "h0 g true_e initial_e bounces noise iterations learning_rate eager rtol "
+    "atol seed"
+)
+QUICK = dict(iterations=5, bounces=2, eager=True, learning_rate=1.0)
 DTYPE = tf.float64
 
 
@@ -297,12 +300,9 @@ def report(results):
 def main(argv):
     _reproduce.parse_flags(FLAGS, argv)
     start = time.time()
-    iterations, bounces = FLAGS.iterations, FLAGS.bounces
-    eager, learning_rate = FLAGS.eager, FLAGS.learning_rate
-    if FLAGS.quick:
-        # Two bounces: only the second depends on e, a flatter loss.
-        iterations, bounces, eager, learning_rate = 5, 2, True, 1.0
-    h0, g, rtol, atol = FLAGS.h0, FLAGS.g, FLAGS.rtol, FLAGS.atol
+    run = _reproduce.settings(FLAGS, SETTINGS, QUICK)
+    iterations, bounces, eager = run.iterations, run.bounces, run.eager
+    h0, g, rtol, atol = run.h0, run.g, run.rtol, run.atol
     rng = np.random.default_rng(FLAGS.seed)
     exact = analytic_bounce_times(FLAGS.true_e, h0, g, bounces)
     observed = exact + FLAGS.noise * rng.standard_normal(bounces)
@@ -346,7 +346,7 @@ def main(argv):
     theta = tf.Variable(
         math.log(FLAGS.initial_e / (1.0 - FLAGS.initial_e)), dtype=DTYPE
     )
-    optimizer = keras.optimizers.SGD(learning_rate)
+    optimizer = keras.optimizers.SGD(run.learning_rate)
 
     def step():
         with tf.GradientTape() as tape:
@@ -395,19 +395,7 @@ def main(argv):
     )
     seconds = time.time() - start
     results = dict(
-        quick=FLAGS.quick,
-        h0=h0,
-        g=g,
-        true_e=FLAGS.true_e,
-        initial_e=FLAGS.initial_e,
-        bounces=bounces,
-        noise=FLAGS.noise,
-        iterations=iterations,
-        learning_rate=learning_rate,
-        eager=eager,
-        rtol=rtol,
-        atol=atol,
-        seed=FLAGS.seed,
+        vars(run),
         observed=observed,
         check=check,
         learned_e=learned_e,

@@ -50,8 +50,8 @@ import _reproduce  # noqa: E402
 import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
-absl_flags.DEFINE_bool(
-    "quick", False, "Tiny run for the tests.", flag_values=FLAGS
+_reproduce.define_common_flags(
+    FLAGS, output_dir="docs/examples", seed_help="Data and model seed."
 )
 absl_flags.DEFINE_integer(
     "num_points", 1000, "Observation times.", flag_values=FLAGS
@@ -121,11 +121,24 @@ absl_flags.DEFINE_bool(
     "its gradient costs ~20 s; worth it beyond ~50 iterations).",
     flag_values=FLAGS,
 )
-absl_flags.DEFINE_integer("seed", 0, "Data and model seed.", flag_values=FLAGS)
-absl_flags.DEFINE_string(
-    "output_dir", "docs/examples", "Output folder.", flag_values=FLAGS
-)
 
+# The flags the results record, and their values in the `--quick` run (an
+# eager step: tracing its gradient costs more than 30 steps).
+SETTINGS = (
+    "num_points t_max solve eager noise iterations batch_time long_from "
+    "long_batch_time batch_size learning_rate rtol atol seed"
+)
+QUICK = dict(
+    num_points=100,
+    iterations=20,
+    t_max=5.0,
+    eager=True,
+    learning_rate=1e-2,
+    rtol=1e-4,
+    atol=1e-6,
+    batch_size=10,
+    long_from=0,
+)
 DTYPE = tf.float64
 TRUE_MATRIX = np.array([[-0.1, 2.0], [-2.0, -0.1]])
 TRUE_Y0 = np.array([[2.0, 0.0]])
@@ -314,25 +327,14 @@ def plot(path, times, true, observed, learned, initial, history):
         color="0.6",
         label="observations",
     )
-    phase.plot(
-        true[:, 0], true[:, 1], "-", color="tab:green", lw=1.2, label="true"
-    )
-    phase.plot(
-        initial[:, 0],
-        initial[:, 1],
-        ":",
-        color="tab:red",
-        lw=1,
-        label="initial model",
-    )
-    phase.plot(
-        learned[:, 0],
-        learned[:, 1],
-        "--",
-        color="tab:blue",
-        lw=1.2,
-        label="learned",
-    )
+    for states, style, color, lw, label in (
+        (true, "-", "tab:green", 1.2, "true"),
+        (initial, ":", "tab:red", 1, "initial model"),
+        (learned, "--", "tab:blue", 1.2, "learned"),
+    ):
+        phase.plot(
+            states[:, 0], states[:, 1], style, color=color, lw=lw, label=label
+        )
     low = np.minimum(observed.min(axis=0), true.min(axis=0)) - 0.3
     high = np.maximum(observed.max(axis=0), true.max(axis=0)) + 0.3
     phase.set_xlim(low[0], high[0])
@@ -441,19 +443,11 @@ def report(results):
 def main(argv):
     _reproduce.parse_flags(FLAGS, argv)
     start = time.time()
-    num_points, iterations, test_every = (
-        FLAGS.num_points,
-        FLAGS.iterations,
-        FLAGS.test_every,
-    )
-    learning_rate = FLAGS.learning_rate
-    t_max, eager, long_from = FLAGS.t_max, FLAGS.eager, FLAGS.long_from
-    rtol, atol, batch_size = FLAGS.rtol, FLAGS.atol, FLAGS.batch_size
-    if FLAGS.quick:
-        # An eager step: tracing its gradient costs more than 30 steps.
-        num_points, iterations, test_every = 100, 20, 10
-        t_max, learning_rate, eager = 5.0, 1e-2, True
-        rtol, atol, batch_size, long_from = 1e-4, 1e-6, 10, 0
+    run = _reproduce.settings(FLAGS, SETTINGS, QUICK)
+    test_every = 10 if FLAGS.quick else FLAGS.test_every
+    num_points, iterations, t_max = run.num_points, run.iterations, run.t_max
+    rtol, atol, batch_size = run.rtol, run.atol, run.batch_size
+    eager, long_from = run.eager, run.long_from
     keras.utils.set_random_seed(FLAGS.seed)
     times, true, observed = make_data(
         num_points, t_max, FLAGS.noise, FLAGS.seed
@@ -463,7 +457,7 @@ def main(argv):
     # Cosine decay to 1% sharpens the long-horizon phase late in training.
     optimizer = keras.optimizers.RMSprop(
         keras.optimizers.schedules.CosineDecay(
-            learning_rate, iterations, alpha=0.01
+            run.learning_rate, iterations, alpha=0.01
         )
     )
     step = build_step(field, optimizer, FLAGS.solve, rtol, atol, eager)
@@ -538,21 +532,7 @@ def main(argv):
     )
     seconds = time.time() - start
     results = dict(
-        quick=FLAGS.quick,
-        num_points=num_points,
-        t_max=t_max,
-        solve=FLAGS.solve,
-        eager=eager,
-        noise=FLAGS.noise,
-        iterations=iterations,
-        batch_time=FLAGS.batch_time,
-        long_from=long_from,
-        long_batch_time=FLAGS.long_batch_time,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        rtol=rtol,
-        atol=atol,
-        seed=FLAGS.seed,
+        vars(run),
         initial=initial_errors,
         final=final,
         first_window_loss=float(np.mean(losses[: min(10, len(losses))])),

@@ -43,9 +43,7 @@ import _reproduce  # noqa: E402
 import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
-absl_flags.DEFINE_bool(
-    "quick", False, "Tiny run for the tests.", flag_values=FLAGS
-)
+_reproduce.define_common_flags(FLAGS, seed_help="Initialisation seed.")
 absl_flags.DEFINE_list(
     "networks",
     ["anode_sqnxt", "anode_resnet"],
@@ -79,7 +77,6 @@ absl_flags.DEFINE_list(
     "Batch per network (same order).",
     flag_values=FLAGS,
 )
-absl_flags.DEFINE_integer("seed", 0, "Initialisation seed.", flag_values=FLAGS)
 absl_flags.DEFINE_list(
     "parts", ["gradients", "training"], "Parts to run.", flag_values=FLAGS
 )
@@ -105,12 +102,6 @@ absl_flags.DEFINE_list(
     "train_seeds",
     ["0"],
     "Seeds of the training comparison.",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_string(
-    "output_dir",
-    _reproduce.DEFAULT_OUTPUT_DIR,
-    "Output folder.",
     flag_values=FLAGS,
 )
 
@@ -412,7 +403,6 @@ def run_gradients():
     out = FLAGS.output_dir
     figure = plot(rows, os.path.join(out, "anode_gradients.png"))
     markdown = report(rows)
-    seconds = time.time() - start
     results = dict(
         quick=FLAGS.quick,
         networks=networks,
@@ -420,7 +410,7 @@ def run_gradients():
         seed=FLAGS.seed,
         rows=rows,
         figure=figure,
-        seconds=seconds,
+        seconds=time.time() - start,
     )
     _reproduce.publish(out, "anode_gradients", results, markdown, figure)
 

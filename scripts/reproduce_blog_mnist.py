@@ -34,9 +34,7 @@ import _reproduce  # noqa: E402
 import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
-absl_flags.DEFINE_bool(
-    "quick", False, "Tiny run for the tests.", flag_values=FLAGS
-)
+_reproduce.define_common_flags(FLAGS, seed_help="Seed.")
 absl_flags.DEFINE_string(
     "dataset", "mnist_package", "mnist_package or mnist.", flag_values=FLAGS
 )
@@ -46,16 +44,21 @@ absl_flags.DEFINE_string(
 absl_flags.DEFINE_integer(
     "epochs", 10, "Epochs (the post: 10).", flag_values=FLAGS
 )
-absl_flags.DEFINE_integer("seed", 0, "Seed.", flag_values=FLAGS)
-absl_flags.DEFINE_string(
-    "output_dir",
-    _reproduce.DEFAULT_OUTPUT_DIR,
-    "Output folder.",
-    flag_values=FLAGS,
-)
 
 DATASETS = ("mnist_package", "mnist")
 PAPER_ACCURACY = 0.9862
+# The report's columns: header and format of the rows of `fit_classifier`.
+COLUMNS = (
+    ("epoch", "{epoch}"),
+    ("train loss", "{train_loss:.4f}"),
+    ("train acc", "{train_accuracy:.4f}"),
+    ("test loss", "{test_loss:.4f}"),
+    ("test acc", "{test_accuracy:.4f}"),
+    ("NFE fwd", "{nfe_forward:.1f}"),
+    ("NFE bwd", "{nfe_backward:.1f}"),
+    ("train s", "{wall_time:.0f}"),
+    ("test s", "{test_time:.1f}"),
+)
 
 
 def train(epochs, quick):
@@ -118,40 +121,12 @@ def plot(rows, path):
 
 
 def report(rows, seconds):
-    table = [
-        [
-            r["epoch"],
-            f"{r['train_loss']:.4f}",
-            f"{r['train_accuracy']:.4f}",
-            f"{r['test_loss']:.4f}",
-            f"{r['test_accuracy']:.4f}",
-            f"{r['nfe_forward']:.1f}",
-            f"{r['nfe_backward']:.1f}",
-            f"{r['wall_time']:.0f}",
-            f"{r['test_time']:.1f}",
-        ]
-        for r in rows
-    ]
     per_epoch = sum(r["wall_time"] for r in rows) / len(rows)
     return (
         f"mnist_odenet on {FLAGS.dataset}: final test accuracy "
         f"{rows[-1]['test_accuracy']:.4f} (the post: {PAPER_ACCURACY:.4f} "
         f"on full MNIST); {per_epoch:.0f} s of training per epoch; "
-        f"{seconds:.0f} s in all.\n\n"
-        + _reproduce.markdown_table(
-            [
-                "epoch",
-                "train loss",
-                "train acc",
-                "test loss",
-                "test acc",
-                "NFE fwd",
-                "NFE bwd",
-                "train s",
-                "test s",
-            ],
-            table,
-        )
+        f"{seconds:.0f} s in all.\n\n" + _reproduce.format_table(COLUMNS, rows)
     )
 
 

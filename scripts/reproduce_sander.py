@@ -45,9 +45,7 @@ import _reproduce  # noqa: E402
 import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
-absl_flags.DEFINE_bool(
-    "quick", False, "Tiny run for the tests.", flag_values=FLAGS
-)
+_reproduce.define_common_flags(FLAGS, seed_help="Initialisation seed.", seed=1)
 absl_flags.DEFINE_list(
     "depths", ["4", "8", "16", "32", "64"], "Depths N.", flag_values=FLAGS
 )
@@ -57,7 +55,6 @@ absl_flags.DEFINE_list(
 absl_flags.DEFINE_integer(
     "batch_size", 32, "Digits in the gradient batch.", flag_values=FLAGS
 )
-absl_flags.DEFINE_integer("seed", 1, "Initialisation seed.", flag_values=FLAGS)
 absl_flags.DEFINE_list(
     "memory_depths",
     ["4", "8", "16", "32", "64"],
@@ -68,12 +65,6 @@ absl_flags.DEFINE_integer(
     "memory_batch_size", 128, "Batch of the memory runs.", flag_values=FLAGS
 )
 absl_flags.DEFINE_bool("memory", True, "Run part (b).", flag_values=FLAGS)
-absl_flags.DEFINE_string(
-    "output_dir",
-    _reproduce.DEFAULT_OUTPUT_DIR,
-    "Output folder.",
-    flag_values=FLAGS,
-)
 absl_flags.DEFINE_string(
     "child",
     None,
@@ -125,40 +116,15 @@ def set_weights(model, family, seed):
             v.assign((1.0 - s) * a + s * b)
 
 
-def digit_images(batch_size, dtype):
-    """Real digits padded to 32x32 and repeated on three channels."""
-    (x, y), _ = _reproduce.package_digits(train_examples=batch_size)
-    x = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
-    x = np.repeat(x, 3, axis=-1)
-    return tf.constant(x, dtype), tf.constant(y)
-
-
-def gradient(model, x, y):
-    """The exact gradient of the mean cross-entropy, run eagerly (tracing
-    the `depth`-branch field would cost more than one evaluation)."""
-
-    def run():
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = tf.reduce_mean(
-                keras.losses.sparse_categorical_crossentropy(
-                    y, logits, from_logits=True
-                )
-            )
-        return tape.gradient(loss, model.trainable_variables)
-
-    return [g.numpy() for g in run()]
-
-
 # ------------------------------------------------------- (a) gradient error
 
 
 def gradient_errors(method, family, depth, x, y):
     model = build(depth, method, "backprop", FLAGS.seed)
     set_weights(model, family, FLAGS.seed)
-    exact = gradient(model, x, y)
+    exact = _reproduce.loss_gradient(model, x, y)
     tfnode.set_solver(model, adjoint="reversible")
-    approx = gradient(model, x, y)
+    approx = _reproduce.loss_gradient(model, x, y)
     stack = [
         i
         for i, v in enumerate(model.trainable_variables)
@@ -180,7 +146,7 @@ def gradient_errors(method, family, depth, x, y):
 def run_gradients(depths):
     keras.config.set_floatx("float64")
     try:
-        x, y = digit_images(FLAGS.batch_size, tf.float64)
+        x, y = _reproduce.digits_as_cifar(FLAGS.batch_size, tf.float64)
         rows = []
         for family in FLAGS.weights:
             for method in SCHEMES:
@@ -276,12 +242,7 @@ def memory_child(spec):
 
     def step():
         with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = tf.reduce_mean(
-                keras.losses.sparse_categorical_crossentropy(
-                    y, logits, from_logits=True
-                )
-            )
+            loss = _reproduce.training_loss(model, x, y)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
         return loss
@@ -431,10 +392,7 @@ def main(argv):
     markdown = report(grad_rows, fitted, memory_rows)
     seconds = time.time() - start
     results = dict(
-        quick=FLAGS.quick,
-        batch_size=FLAGS.batch_size,
-        memory_batch_size=FLAGS.memory_batch_size,
-        seed=FLAGS.seed,
+        vars(_reproduce.settings(FLAGS, "batch_size memory_batch_size seed")),
         gradients=grad_rows,
         slopes=fitted,
         memory=memory_rows,

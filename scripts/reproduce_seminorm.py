@@ -44,9 +44,7 @@ import _reproduce  # noqa: E402
 import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
-absl_flags.DEFINE_bool(
-    "quick", False, "Tiny run for the tests.", flag_values=FLAGS
-)
+_reproduce.define_common_flags(FLAGS, seed_help="Seed.")
 absl_flags.DEFINE_integer(
     "classifier_steps",
     100,
@@ -64,13 +62,6 @@ absl_flags.DEFINE_integer(
 )
 absl_flags.DEFINE_float("rtol", 1e-3, "Relative tolerance.", flag_values=FLAGS)
 absl_flags.DEFINE_float("atol", 1e-6, "Absolute tolerance.", flag_values=FLAGS)
-absl_flags.DEFINE_integer("seed", 0, "Seed.", flag_values=FLAGS)
-absl_flags.DEFINE_string(
-    "output_dir",
-    _reproduce.DEFAULT_OUTPUT_DIR,
-    "Output folder.",
-    flag_values=FLAGS,
-)
 
 
 def mixed_norm(scaled_errors):
@@ -90,6 +81,19 @@ NORMS = {
 }
 
 
+def solve_settings(seminorm, norm):
+    """The solve of both models: dopri5 at `--rtol` / `--atol`, gradients
+    by the continuous adjoint with the given norm of its errors."""
+    return dict(
+        solver="dopri5",
+        rtol=FLAGS.rtol,
+        atol=FLAGS.atol,
+        adjoint="continuous",
+        seminorm=seminorm,
+        norm=norm,
+    )
+
+
 # --------------------------------------------------------------- classifier
 
 
@@ -98,14 +102,7 @@ def train_classifier(seminorm, norm, steps):
     the final test accuracy."""
     data = tfnode.datasets.load("mnist_package", normalize="symmetric")
     keras.utils.set_random_seed(FLAGS.seed)
-    model = tfnode.models.get("mnist_odenet")(
-        solver="dopri5",
-        rtol=FLAGS.rtol,
-        atol=FLAGS.atol,
-        adjoint="continuous",
-        seminorm=seminorm,
-        norm=norm,
-    )
+    model = tfnode.models.get("mnist_odenet")(**solve_settings(seminorm, norm))
     block = tfnode.ode_blocks(model)[0]
     optimizer = keras.optimizers.Adam(1e-3)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -189,14 +186,7 @@ def train_series(seminorm, norm, steps):
     )
     optimizer = keras.optimizers.RMSprop(1e-3)
     counter = tfnode.NFECounter()
-    settings = dict(
-        solver="dopri5",
-        rtol=FLAGS.rtol,
-        atol=FLAGS.atol,
-        adjoint="continuous",
-        seminorm=seminorm,
-        norm=norm,
-    )
+    settings = solve_settings(seminorm, norm)
     times = tf.constant(t[:window] - t[0])
 
     def step(y0, target):
@@ -348,10 +338,7 @@ def main(argv):
         out,
         "seminorm",
         dict(
-            quick=FLAGS.quick,
-            rtol=FLAGS.rtol,
-            atol=FLAGS.atol,
-            seed=FLAGS.seed,
+            vars(_reproduce.settings(FLAGS, "rtol atol seed")),
             summaries=summaries,
             runs=results,
             figure=figure,

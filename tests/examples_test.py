@@ -3,46 +3,15 @@
 the example's point in miniature (the fit improves, the learned
 restitution moves toward the truth, NFE does not grow with the outputs)."""
 
-import importlib
-import json
-import os
-import shutil
-import sys
-import tempfile
-
 import tensorflow as tf
 
-_SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts")
+from tests import _script_runner
 
 
-def _script(name):
-    if _SCRIPTS not in sys.path:
-        sys.path.insert(0, _SCRIPTS)
-    return importlib.import_module(name)
-
-
-class ExamplesTest(tf.test.TestCase):
-    def _run(self, name, *flags):
-        out = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, out, ignore_errors=True)
-        code = _script(name).main(
-            [name, "--quick", f"--output_dir={out}", *flags]
-        )
-        self.assertEqual(code, 0)
-        return out
-
-    def _load(self, out, name, figure=None):
-        if figure is not None:
-            with open(os.path.join(out, figure), "rb") as f:
-                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
-        with open(os.path.join(out, f"{name}.md")) as f:
-            self.assertIn("|---", f.read())
-        with open(os.path.join(out, f"{name}.json")) as f:
-            return json.load(f)
-
+class ExamplesTest(_script_runner.ScriptTestCase):
     def test_spiral_fit_improves_and_nfe_ignores_output_count(self):
-        out = self._run("example_spiral")
-        results = self._load(out, "spiral", "spiral.png")
+        out = self.run_script("example_spiral")
+        results = self.load_results(out, "spiral", ["spiral.png"])
         self.assertLess(
             results["final"]["mean_error"],
             0.6 * results["initial"]["mean_error"],
@@ -58,8 +27,8 @@ class ExamplesTest(tf.test.TestCase):
         self.assertLessEqual(batch["nfe"], 1.05 * batch["ends_only_nfe"])
 
     def test_bouncing_ball_matches_closed_forms_and_learns_e(self):
-        out = self._run("example_bouncing_ball")
-        results = self._load(out, "bouncing_ball", "bouncing_ball.png")
+        out = self.run_script("example_bouncing_ball")
+        results = self.load_results(out, "bouncing_ball", ["bouncing_ball.png"])
         check = results["check"]
         self.assertLess(check["max_time_error"], 1e-6)
         self.assertLess(check["max_gradient_error"], 1e-4)
@@ -72,8 +41,8 @@ class ExamplesTest(tf.test.TestCase):
         self.assertAllClose(results["least_squares_e"], true_e, atol=0.05)
 
     def test_dense_output_benchmark_nfe_flat_and_accurate(self):
-        out = self._run("benchmark_dense_output", "--notorch")
-        results = self._load(out, "dense_output")
+        out = self.run_script("benchmark_dense_output", "--notorch")
+        results = self.load_results(out, "dense_output")
         rows = {
             (r["interpolate"], r["outputs"]): r
             for r in results["rows"]

@@ -2,51 +2,15 @@
 `--quick` mode: each writes its figures and numbers, and the numbers show
 the paper's finding in miniature."""
 
-import importlib
-import json
-import os
-import shutil
-import sys
-import tempfile
-
 import tensorflow as tf
 
-_SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts")
+from tests import _script_runner
 
 
-def _script(name):
-    if _SCRIPTS not in sys.path:
-        sys.path.insert(0, _SCRIPTS)
-    return importlib.import_module(name)
-
-
-class ReproductionsTest(tf.test.TestCase):
-    def _new_dir(self):
-        path = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, path, ignore_errors=True)
-        return path
-
-    def _run(self, name, *flags):
-        out = self._new_dir()
-        module = _script(name)
-        code = module.main([name, "--quick", f"--output_dir={out}", *flags])
-        self.assertEqual(code, 0)
-        return out
-
-    def _load(self, out, name, figures):
-        for figure in figures:
-            path = os.path.join(out, figure)
-            self.assertTrue(os.path.exists(path), path)
-            with open(path, "rb") as f:
-                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
-        with open(os.path.join(out, f"{name}.md")) as f:
-            self.assertIn("|---", f.read())
-        with open(os.path.join(out, f"{name}.json")) as f:
-            return json.load(f)
-
+class ReproductionsTest(_script_runner.ScriptTestCase):
     def test_sander_error_falls_with_depth_and_memory_grows(self):
-        out = self._run("reproduce_sander")
-        results = self._load(
+        out = self.run_script("reproduce_sander")
+        results = self.load_results(
             out, "sander", ["sander_gradient_error.png", "sander_memory.png"]
         )
         errors = {
@@ -66,19 +30,23 @@ class ReproductionsTest(tf.test.TestCase):
         self.assertLess(memory["reversible", 16], memory["backprop", 16])
 
     def test_anode_continuous_gradient_is_not_the_exact_one(self):
-        out = self._run(
+        out = self.run_script(
             "reproduce_anode",
             "--parts=gradients",
         )
-        results = self._load(out, "anode_gradients", ["anode_gradients.png"])
+        results = self.load_results(
+            out, "anode_gradients", ["anode_gradients.png"]
+        )
         for row in results["rows"]:
             self.assertLen(row["blocks"], 4)
             self.assertGreater(row["relative_error"], 0.05)
             self.assertLess(row["cosine"], 0.999)
 
     def test_anode_training_comparison_writes_curves(self):
-        out = self._run("reproduce_anode", "--parts=training")
-        results = self._load(out, "anode_training", ["anode_training.png"])
+        out = self.run_script("reproduce_anode", "--parts=training")
+        results = self.load_results(
+            out, "anode_training", ["anode_training.png"]
+        )
         self.assertEqual(
             [r["adjoint"] for r in results["runs"]], ["anode", "continuous"]
         )
@@ -87,8 +55,8 @@ class ReproductionsTest(tf.test.TestCase):
             self.assertBetween(run["metrics"][0]["test_accuracy"], 0.0, 1.0)
 
     def test_seminorm_cuts_backward_evaluations_only(self):
-        out = self._run("reproduce_seminorm")
-        results = self._load(out, "seminorm", ["seminorm.png"])
+        out = self.run_script("reproduce_seminorm")
+        results = self.load_results(out, "seminorm", ["seminorm.png"])
         for task, runs in results["runs"].items():
             first = {n: r["history"][0] for n, r in runs.items()}
             # Same initialisation and batch: the forward solve is the same.
@@ -103,8 +71,8 @@ class ReproductionsTest(tf.test.TestCase):
         )
 
     def test_blog_mnist_trains_on_package_digits(self):
-        out = self._run("reproduce_blog_mnist")
-        results = self._load(out, "blog_mnist", ["blog_mnist.png"])
+        out = self.run_script("reproduce_blog_mnist")
+        results = self.load_results(out, "blog_mnist", ["blog_mnist.png"])
         self.assertEqual(results["dataset"], "mnist_package")
         self.assertLen(results["metrics"], 1)
         self.assertBetween(results["metrics"][0]["test_accuracy"], 0.0, 1.0)

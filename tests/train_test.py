@@ -594,18 +594,29 @@ class CheckpointFormatTest(TrainTestCase):
 
 
 class NonFiniteTest(TrainTestCase):
-    def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(self):
-        # NaN in the classifier: the solves succeed, the loss is NaN.
+    def _train_poisoned_in_epoch_2(self, prefix, message):
+        """Trains with the weights under `prefix` made NaN at the start of
+        epoch 2; checks that training stops with an error matching
+        `message` and keeps epoch 1's checkpoint alone.
+
+        Returns:
+            The run's config.
+        """
         config = self.config()
-        with self.assertRaisesRegex(
-            training.NonFiniteLossError,
-            "loss became nan at epoch 2, step 1.*last good checkpoint "
-            "\\(epoch 1\\)",
-        ):
-            training.train(config, callbacks=[PoisonAt(1, "classifier")])
+        with self.assertRaisesRegex(training.NonFiniteLossError, message):
+            training.train(config, callbacks=[PoisonAt(1, prefix)])
         self.assertEqual(
             [e for e, _ in checkpointing.list_checkpoints(config.model_dir)],
             [1],
+        )
+        return config
+
+    def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(self):
+        # NaN in the classifier: the solves succeed, the loss is NaN.
+        config = self._train_poisoned_in_epoch_2(
+            "classifier",
+            "loss became nan at epoch 2, step 1.*last good checkpoint "
+            "\\(epoch 1\\)",
         )
         history = read_json(os.path.join(config.model_dir, "metrics.json"))
         self.assertLen(history, 1)
@@ -616,16 +627,10 @@ class NonFiniteTest(TrainTestCase):
 
     def test_nan_state_stops_and_keeps_the_last_good_checkpoint(self):
         # NaN in the ODE function: the solver reports it.
-        config = self.config()
-        with self.assertRaisesRegex(
-            training.NonFiniteLossError,
+        self._train_poisoned_in_epoch_2(
+            "ode_block",
             "diverged at epoch 2, step 1.*NaN or Inf.*last good checkpoint "
             "\\(epoch 1\\)",
-        ):
-            training.train(config, callbacks=[PoisonAt(1, "ode_block")])
-        self.assertEqual(
-            [e for e, _ in checkpointing.list_checkpoints(config.model_dir)],
-            [1],
         )
 
     def test_diverging_solve(self):
