@@ -658,13 +658,31 @@ def _jit_check(config):
 
 
 @test_util.parameterized.named_parameters(
-    ("anode", {"solver": "rk4", "steps": 2, "adjoint": "anode"}, "anode"),
     (
-        "continuous",
-        {"solver": "rk4", "steps": 2, "adjoint": "continuous"},
-        "continuous",
+        "anode_checkpoints",
+        {"solver": "rk4", "steps": 8, "adjoint": "anode", "checkpoints": 2},
+        "adjoint='anode' as configured",
+    ),
+    (
+        "reversible",
+        {"solver": "heun", "steps": 2, "adjoint": "reversible"},
+        "adjoint='reversible'",
     ),
     ("adaptive", {"solver": "dopri5", "tol": 1e-3}, "adaptive solver"),
+    (
+        "adaptive_continuous",
+        {"solver": "dopri5", "tol": 1e-3, "adjoint": "continuous"},
+        "adaptive solver",
+    ),
+    (
+        "anode_too_many_steps",
+        {
+            "solver": "euler",
+            "steps": grid.UNROLL_MAX_STEPS + 1,
+            "adjoint": "anode",
+        },
+        f"exceed the {grid.UNROLL_MAX_STEPS}",
+    ),
     (
         "too_many_steps",
         {"solver": "rk4", "steps": grid.UNROLL_MAX_STEPS + 1},
@@ -704,13 +722,15 @@ class JitCompileTest(TrainTestCase):
         if tf.config.list_logical_devices("GPU"):
             self.skipTest("the check applies on CPU only")
 
-    def test_unrolled_conv_solve_is_allowed(self):
+    @test_util.parameterized.parameters("backprop", "anode", "continuous")
+    def test_unrolled_conv_solve_is_allowed(self, adjoint):
         _jit_check(
             _jit_config(
                 "odenet",
                 channels=4,
                 solver="rk4",
                 steps=grid.UNROLL_MAX_STEPS,
+                adjoint=adjoint,
             )
         )
 
@@ -723,9 +743,9 @@ class JitCompileTest(TrainTestCase):
         with train_flags(
             "--network=odenet",
             "--channels=4",
-            "--solver=rk4",
+            "--solver=euler",
             "--steps=2",
-            "--adjoint=anode",
+            "--adjoint=reversible",
             "--jit_compile",
             f"--model_dir={model_dir}",
         ):

@@ -65,6 +65,21 @@ class UnrollTest(test_util.TestCase):
         ("euler_step_size", {"solver": "euler", "step_size": 0.1}),
         ("dopri5_fsal_grid", {"solver": "dopri5", "steps": 3}),
         ("anode", {"solver": "rk4", "steps": 4, "adjoint": "anode"}),
+        (
+            "anode_step_size",
+            {"solver": "midpoint", "step_size": 0.3, "adjoint": "anode"},
+        ),
+        ("continuous", {"solver": "rk4", "steps": 4, "adjoint": "continuous"}),
+        (
+            "continuous_adjoint_steps",
+            {
+                "solver": "euler",
+                "step_size": 0.25,
+                "adjoint": "continuous",
+                "adjoint_steps": 6,
+                "adjoint_solver": "heun",
+            },
+        ),
     )
     def test_unrolled_equals_the_while_loop(self, options):
         settings = tfnode.SolveSettings.from_options(**options)
@@ -76,12 +91,11 @@ class UnrollTest(test_util.TestCase):
         self.assertAllClose(ys, ys_loop, rtol=1e-6, atol=1e-6)
         self.assertEqual([int(s) for s in stats], [int(s) for s in stats_loop])
         self.assertAllClose(grads, grads_loop, rtol=1e-5, atol=1e-6)
-        # The steps are unrolled under XLA (no `while` op left when the
-        # gradient method differentiates through the steps), and not when
-        # the bound is 0.
+        # The steps are unrolled under XLA, forward and (backprop's
+        # gradient, anode's reverse sweep) backward: no `while` op is left;
+        # with the bound 0 they loop.
         self.assertNotEmpty(_while_ops(looped_fn))
-        if options.get("adjoint", "backprop") == "backprop":
-            self.assertEmpty(_while_ops(unrolled_fn))
+        self.assertEmpty(_while_ops(unrolled_fn))
 
     def test_stats_count_every_step(self):
         settings = tfnode.SolveSettings(solver="rk4", steps=5)

@@ -24,6 +24,7 @@ from tfnode.adjoints.base import step_vjp
 from tfnode.stepping import in_xla_context
 from tfnode.stepping import interpolates
 from tfnode.stepping import sequential_while_loop
+from tfnode.stepping import unrolled_step_count
 from tfnode.validation import positive_int
 
 __all__ = ["Anode"]
@@ -69,6 +70,10 @@ class Anode(CustomGradientMethod):
                 "a tfnode Runge-Kutta solver (e.g. 'dopri5') or "
                 "adjoint='continuous'."
             )
+
+    def grids_under_xla(self, settings):
+        # Binomial checkpointing rebuilds states in `tf.while_loop`s.
+        return [settings] if self.checkpoints is None else None
 
     def forward(self, problem, y0, args):
         store_all = self.checkpoints is None
@@ -202,17 +207,23 @@ def _reverse_sweep_stored(problem, trajectory, y0, grad_ys, args, variables):
         )
         return (n - 1, *gradients, nfe + evals)
 
-    _, cotangent, grad_args, grad_vars, nfe = sequential_while_loop(
-        lambda n, *_: n >= 0,
-        body,
-        (
-            trajectory.size - 1,
-            _zeros_like(y0),
-            _zeros_like(args),
-            _zeros_like(variables),
-            tf.constant(0, tf.int32),
-        ),
+    unrolled = unrolled_step_count(problem.t, problem.settings)
+    last = trajectory.size - 1 if unrolled is None else unrolled - 1
+    state = (
+        tf.convert_to_tensor(last, tf.int32),
+        _zeros_like(y0),
+        _zeros_like(args),
+        _zeros_like(variables),
+        tf.constant(0, tf.int32),
     )
+    if unrolled is None:
+        state = sequential_while_loop(lambda n, *_: n >= 0, body, state)
+    else:
+        # The forward ran unrolled under XLA, and so does its reverse: a
+        # convolution's VJP inside a `while` loop is XLA:CPU's trap.
+        for _ in range(unrolled):
+            state = body(*state)
+    _, cotangent, grad_args, grad_vars, nfe = state
     return cotangent, grad_args, grad_vars, nfe
 
 

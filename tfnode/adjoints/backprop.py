@@ -22,6 +22,9 @@ class Backprop(GradientMethod):
 
     name = "backprop"
 
+    def grids_under_xla(self, settings):
+        return [settings]
+
     def solve(self, problem):
         func = problem.field(problem.args)
         ys, stats, _ = problem.solver.integrate(

@@ -63,6 +63,17 @@ class GradientMethod(abc.ABC):
         """Raises `ValueError` for settings this method cannot serve."""
         del settings
 
+    def grids_under_xla(self, settings):
+        """The solve settings whose grids the backward pass of a solve
+        under `settings` steps through, taking the field's VJP each step.
+
+        Under XLA a short static fixed grid runs unrolled (see
+        `tfnode.stepping.unrolled_step_count`), and XLA:CPU compiles a
+        convolution's VJP well only there. `None` when the backward pass
+        runs `tf.while_loop`s whatever the grid.
+        """
+        del settings
+
     def configure(self, **options):
         """A copy configured by `odeint`'s flat keyword options.
 

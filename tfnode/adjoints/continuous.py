@@ -28,6 +28,7 @@ from tfnode.adjoints.base import add
 from tfnode.adjoints.base import at
 from tfnode.adjoints.base import vjp
 from tfnode.stepping import sequential_while_loop
+from tfnode.stepping import unrolled_step_count
 from tfnode.validation import positive_float
 from tfnode.validation import positive_int
 
@@ -100,6 +101,9 @@ class Continuous(CustomGradientMethod):
 
     def validate(self, settings):
         self.backward_settings(settings)
+
+    def grids_under_xla(self, settings):
+        return [self.backward_settings(settings)]
 
     def backward_settings(self, settings):
         """The `SolveSettings` of the backward solve (plain autodiff-free
@@ -199,7 +203,7 @@ class Continuous(CustomGradientMethod):
         def body(i, cotangent, grad_args, grad_vars, nfe):
             cotangent = add(cotangent, at(grad_ys, i))
             state = at(ys, i) + cotangent + grad_args + grad_vars
-            times = tf.stack([problem.t[i], problem.t[i - 1]])
+            times = _interval_times(problem.t, i)
             out, stats, _ = solver.integrate(
                 augmented, state, times, settings, sequential=True
             )
@@ -209,23 +213,35 @@ class Continuous(CustomGradientMethod):
             grad_vars = state[2 * n_y + n_args :]
             return i - 1, cotangent, grad_args, grad_vars, nfe + stats[0]
 
-        num_times = tf.shape(problem.t)[0]
-        _, cotangent, grad_args, grad_vars, nfe = sequential_while_loop(
-            lambda i, *_: i > 0,
-            body,
-            (
-                num_times - 1,
-                [tf.zeros_like(y) for y in y0],
-                [tf.zeros_like(a) for a in args],
-                [tf.zeros_like(v, dtype=problem.t.dtype) for v in params],
-                tf.constant(0, tf.int32),
-            ),
+        state = (
+            tf.shape(problem.t)[0] - 1,
+            [tf.zeros_like(y) for y in y0],
+            [tf.zeros_like(a) for a in args],
+            [tf.zeros_like(v, dtype=problem.t.dtype) for v in params],
+            tf.constant(0, tf.int32),
         )
+        if unrolled_step_count(problem.t, settings) is None:
+            state = sequential_while_loop(lambda i, *_: i > 0, body, state)
+        else:
+            # Under XLA on a short static grid: the intervals unrolled, and
+            # (with static times) the steps inside each.
+            for i in range(problem.t.shape[0] - 1, 0, -1):
+                state = body(i, *state[1:])
+        _, cotangent, grad_args, grad_vars, nfe = state
         cotangent = add(cotangent, at(grad_ys, 0))
         grad_vars = [
             tf.cast(g, v.dtype) for g, v in zip(grad_vars, params, strict=True)
         ]
         return cotangent, grad_args, grad_vars, nfe
+
+
+def _interval_times(t, i):
+    """`[t[i], t[i - 1]]`, constant when `t` and `i` are static (so that a
+    fixed grid over them counts its steps when traced)."""
+    static = tf.get_static_value(t)
+    if static is not None and isinstance(i, int):
+        return tf.constant(static[[i, i - 1]], t.dtype)
+    return tf.stack([t[i], t[i - 1]])
 
 
 def _seminorm(norm, n_y):

@@ -17,6 +17,7 @@ from tfnode.stepping.controllers import initial_step_size
 from tfnode.stepping.grid import fixed_grid
 from tfnode.stepping.grid import grid_step
 from tfnode.stepping.grid import num_fixed_steps
+from tfnode.stepping.grid import unrolled_step_count
 from tfnode.stepping.integrate import integrate
 from tfnode.stepping.integrate import interpolates
 from tfnode.stepping.integrate import stats_of
@@ -41,4 +42,5 @@ __all__ = [
     "sequential_while_loop",
     "stats_of",
     "sweep",
+    "unrolled_step_count",
 ]

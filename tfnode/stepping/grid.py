@@ -23,6 +23,7 @@ __all__ = [
     "grid_step",
     "num_fixed_steps",
     "static_step_counts",
+    "unrolled_step_count",
 ]
 
 
@@ -61,9 +62,7 @@ def fixed_grid(t_a, t_b, settings):
     if settings.step_size is None:
         step = (t_b - t_a) / tf.cast(num_steps, t_a.dtype)
     else:
-        step = tf.sign(t_b - t_a) * tf.constant(
-            settings.step_size, t_a.dtype
-        )
+        step = tf.sign(t_b - t_a) * tf.constant(settings.step_size, t_a.dtype)
     return num_steps, step
 
 
@@ -86,6 +85,18 @@ def static_step_counts(t, settings):
         num_fixed_steps(np.float64(b - a), settings)
         for a, b in zip(times[:-1], times[1:], strict=True)
     ]
+
+
+def unrolled_step_count(t, settings):
+    """The steps of a whole fixed-grid solve when a pass over them runs
+    unrolled: under XLA, with a static total of at most `UNROLL_MAX_STEPS`;
+    else `None`."""
+    if not settings.fixed_grid or not in_xla_context():
+        return None
+    counts = static_step_counts(t, settings)
+    if counts is None or sum(counts) > UNROLL_MAX_STEPS:
+        return None
+    return sum(counts)
 
 
 def _static_count(counts, i, num_steps):

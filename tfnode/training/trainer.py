@@ -153,13 +153,27 @@ def _has_convolutions(layer):
 
 def _xla_loop_reason(block):
     """Why `block`'s training step would differentiate its field inside a
-    `while` loop under XLA, or `None` when XLA runs its steps unrolled."""
+    `while` loop under XLA, or `None` when XLA runs those steps unrolled."""
     settings = block.settings
-    if settings.adjoint.name != "backprop":
+    grids = settings.adjoint.grids_under_xla(settings)
+    if grids is None:
         return (
-            f"adjoint={settings.adjoint.name!r} runs its backward pass in "
-            "tf.while_loops"
+            f"adjoint={settings.adjoint.name!r} as configured runs its "
+            "backward pass in tf.while_loops"
         )
+    times = block._times()  # pylint: disable=protected-access
+    if len(times) > 2:
+        return "its output_times are solved in a tf.while_loop"
+    for backward in grids:
+        reason = _grid_loop_reason(block, backward, times)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _grid_loop_reason(block, settings, times):
+    """Why XLA would step through `settings`' grid over `times` in a
+    `tf.while_loop`, or `None`."""
     if not settings.fixed_grid:
         return (
             f"the adaptive solver {settings.solver_name!r} steps in a "
@@ -167,12 +181,9 @@ def _xla_loop_reason(block):
         )
     if getattr(block, "trainable_t1", False) and settings.steps is None:
         return "a step_size grid over a trainable t1 has no static step count"
-    times = block._times()  # pylint: disable=protected-access
-    if len(times) > 2:
-        return "its output_times are solved in a tf.while_loop"
     counts = grid.static_step_counts(tf.constant(times), settings)
-    if counts is None or max(counts) > grid.UNROLL_MAX_STEPS:
-        steps = "?" if counts is None else max(counts)
+    if counts is None or sum(counts) > grid.UNROLL_MAX_STEPS:
+        steps = "?" if counts is None else sum(counts)
         return (
             f"its {steps} steps exceed the {grid.UNROLL_MAX_STEPS} that XLA "
             "runs unrolled"
@@ -205,9 +216,10 @@ def check_jit_compile(config, model):
             f"{', '.join(traps)} it would: a train step measured "
             f"{XLA_CONV_LOOP_SLOWDOWN} slower than without XLA "
             "(docs/benchmarks/xla.md). Drop --jit_compile, or use "
-            "--adjoint=backprop with a fixed-step solver and at most "
+            "--adjoint=backprop, anode (without checkpoints) or continuous "
+            "(on a fixed grid) with a fixed-step solver and at most "
             f"{grid.UNROLL_MAX_STEPS} steps (e.g. --solver=rk4 --steps=8), "
-            "which XLA runs unrolled and faster than graph mode."
+            "which XLA runs unrolled."
         )
 
 
