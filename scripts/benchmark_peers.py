@@ -516,19 +516,25 @@ def _tfnode_accuracy(model_dir):
     return rows[-1].get("test_accuracy") if rows else None
 
 
+def _run_child(command, framework):
+    """Runs `command` in `framework`'s environment; returns the finished
+    process, its wall time and the load average before it started."""
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    proc = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_child_env(framework),
+    )
+    return proc, time.perf_counter() - start, load
+
+
 def _run_e2e(framework):
     with tempfile.TemporaryDirectory() as model_dir:
         command = _e2e_commands(os.path.join(model_dir, "run"))[framework]
-        load = os.getloadavg()[0]
-        start = time.perf_counter()
-        proc = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            check=False,
-            env=_child_env(framework),
-        )
-        elapsed = time.perf_counter() - start
+        proc, elapsed, load = _run_child(command, framework)
         if proc.returncode:  # reported in the table, not fatal
             error = (proc.stderr.strip().splitlines() or ["?"])[-1]
             print(f"{framework} e2e failed: {error}", file=sys.stderr)
@@ -584,14 +590,7 @@ def _measure(framework, config):
         f"--child={framework}:{config}",
         f"--threads={FLAGS.threads}",
     ]
-    load = os.getloadavg()[0]
-    proc = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=_child_env(framework),
-    )
+    proc, _, load = _run_child(command, framework)
     try:
         result = _parse_result(proc.stdout)
     except ValueError:

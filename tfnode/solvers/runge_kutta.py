@@ -40,6 +40,11 @@ def linear_combination(y, h, coefficients, stages):
     return out
 
 
+def _of_tableau(field, doc=None):
+    """A read-only property forwarding the tableau's `field`."""
+    return property(lambda self: getattr(self.tableau, field), doc=doc)
+
+
 class ExplicitRungeKutta(Solver):
     """An explicit Runge-Kutta method defined by its Butcher tableau.
 
@@ -96,31 +101,19 @@ class ExplicitRungeKutta(Solver):
                 fields[key] = _as_tuples(fields[key])
         return cls(ButcherTableau(**fields))
 
-    @property
-    def name(self):
-        return self.tableau.name
-
-    @property
-    def order(self):
-        return self.tableau.order
-
-    @property
-    def adaptive(self):
-        """Whether the method has an error estimate for step-size control."""
-        return self.tableau.adaptive
+    name = _of_tableau("name")
+    order = _of_tableau("order")
+    adaptive = _of_tableau(
+        "adaptive",
+        "Whether the method has an error estimate for step-size control.",
+    )
+    fsal = _of_tableau("fsal")
+    num_stages = _of_tableau("num_stages")
 
     @property
     def error_order(self):
         """Order `q` in the step-size rule `h_new = h * ratio**(-1/(q+1))`."""
         return min(self.tableau.order, self.tableau.embedded_order)
-
-    @property
-    def fsal(self):
-        return self.tableau.fsal
-
-    @property
-    def num_stages(self):
-        return self.tableau.num_stages
 
     def integrate(self, func, y0, t, settings, **loop_settings):
         """Solves the ODE; see `tfnode.stepping.integrate`."""
