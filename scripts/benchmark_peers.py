@@ -18,6 +18,9 @@ blog_step    the MNIST ODENet of 'A Simple Introduction to Neural ODEs':
 anode_block  ANODE's ResNet ODE block (conv-BN-ReLU-conv-BN-ReLU) on a
              CIFAR-10 first-stage state 32 x 32 x 32 x 16, Euler Nt = 2;
              tfnode's `anode` adjoint vs torchdiffeq's odeint_adjoint
+conv_xla,    the same, tfnode's train step compiled by XLA
+anode_block_xla  (`tf.function(jit_compile=True)`; its fixed grid runs
+             unrolled); torchdiffeq's step as above
 spiral       y' = (y^3) A, A = [[-0.1, 2], [-2, -0.1]], y0 = [2, 0] on
              [0, 25] at 1,000 output times, dopri5 rtol 1e-6 atol 1e-8,
              forward solve only (torchdiffeq interpolates between steps;
@@ -60,6 +63,11 @@ FLAGS = absl_flags.FLAGS
 CONFIGS = {
     "mlp": (30, 3, "mlp, rk4 x 16, backprop, train step"),
     "conv": (4, 2, "conv, rk4 x 16, backprop, train step"),
+    "conv_xla": (
+        4,
+        2,
+        "conv, rk4 x 16, backprop, train step; tfnode under XLA",
+    ),
     "blog_step": (
         40,
         5,
@@ -70,6 +78,12 @@ CONFIGS = {
         2,
         "ANODE ResNet block, Euler Nt=2, anode vs odeint_adjoint, train step",
     ),
+    "anode_block_xla": (
+        4,
+        2,
+        "ANODE ResNet block, Euler Nt=2, anode vs odeint_adjoint, train "
+        "step; tfnode under XLA",
+    ),
     "spiral": (
         3,
         1,
@@ -78,6 +92,9 @@ CONFIGS = {
     ),
 }
 FRAMEWORKS = ("torchdiffeq", "tfnode")
+# A configuration ending in this runs tfnode's step under XLA
+# (`jit_compile=True`) and torchdiffeq's as without it.
+_XLA = "_xla"
 _SPIRAL_TIMES = 1000
 _BLOG_BATCH = 16
 
@@ -256,6 +273,7 @@ def _torch_run(config, steps, warmup):
     torch.set_num_threads(FLAGS.threads)
     torch.set_num_interop_threads(FLAGS.threads)
     times = torch.tensor([0.0, 1.0])
+    config = config.removesuffix(_XLA)
     if config == "spiral":
         y0, t = (torch.from_numpy(a) for a in _spiral_y0_and_times())
         matrix = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]])
@@ -341,6 +359,8 @@ def _tfnode_step(config, steps, warmup):
     import tfnode
 
     counter = tfnode.NFECounter()
+    jit_compile = config.endswith(_XLA)
+    config = config.removesuffix(_XLA)
     if config == "spiral":
         y0, t = _spiral_y0_and_times()
         matrix = tf.constant([[-0.1, 2.0], [-2.0, -0.1]])
@@ -400,7 +420,7 @@ def _tfnode_step(config, steps, warmup):
     optimizer = keras.optimizers.SGD(1e-3)
     variables = field.trainable_variables
 
-    @tf.function
+    @tf.function(jit_compile=jit_compile)
     def train():
         with tf.GradientTape() as tape:
             ys = tfnode.odeint(
@@ -516,7 +536,7 @@ def _tfnode_accuracy(model_dir):
     return rows[-1].get("test_accuracy") if rows else None
 
 
-def _run_child(command, framework):
+def _spawn(command, framework):
     """Runs `command` in `framework`'s environment; returns the finished
     process, its wall time and the load average before it started."""
     load = os.getloadavg()[0]
@@ -534,7 +554,7 @@ def _run_child(command, framework):
 def _run_e2e(framework):
     with tempfile.TemporaryDirectory() as model_dir:
         command = _e2e_commands(os.path.join(model_dir, "run"))[framework]
-        proc, elapsed, load = _run_child(command, framework)
+        proc, elapsed, load = _spawn(command, framework)
         if proc.returncode:  # reported in the table, not fatal
             error = (proc.stderr.strip().splitlines() or ["?"])[-1]
             print(f"{framework} e2e failed: {error}", file=sys.stderr)
@@ -590,7 +610,7 @@ def _measure(framework, config):
         f"--child={framework}:{config}",
         f"--threads={FLAGS.threads}",
     ]
-    proc, _, load = _run_child(command, framework)
+    proc, _, load = _spawn(command, framework)
     try:
         result = _parse_result(proc.stdout)
     except ValueError:
