@@ -70,6 +70,57 @@ class ReproductionsTest(_script_runner.ScriptTestCase):
             classifier["backward_nfe"]["mixed"],
         )
 
+    def test_fig4a_sweeps_steps_and_adapts(self):
+        out = self.run_script(
+            "reproduce_fig4a", "--seeds=0,1", "--nojit_compile"
+        )
+        results = self.load_results(
+            out, "results", ["fig4a.png", "fig4a_adaptation.png"]
+        )
+        self.assertEqual(
+            [(r["step_size"], r["seed"]) for r in results["runs"]],
+            [(1.0, 0), (1.0, 1), (0.5, 0), (0.5, 1)],
+        )
+        for run in results["runs"]:
+            # 3 test solvers x the quick factors 1 and 2.
+            self.assertLen(run["table"], 6)
+            for row in run["table"]:
+                self.assertBetween(row["accuracy"], 0.0, 1.0)
+        self.assertNotEmpty(results["adaptation"]["history"])
+        with open(f"{out}/results.md") as f:
+            self.assertIn("Standard deviation over seeds", f.read())
+        # The figure and tables are redrawn from the results alone.
+        replot = f"{out}/replot.png"
+        fig4a = _script_runner.script("reproduce_fig4a")
+        code = fig4a.main(
+            [
+                "reproduce_fig4a",
+                f"--replot={out}/results.json",
+                f"--figure={replot}",
+                "--test_factors=1,2",
+            ]
+        )
+        self.assertEqual(code, 0)
+        self.assertTrue(tf.io.gfile.exists(replot))
+
+    def test_fig4a_accuracy_drop_is_against_finer_solves(self):
+        fig4a = _script_runner.script("reproduce_fig4a")
+        table = [
+            dict(solver=solver, factor=factor, accuracy=accuracy)
+            for solver, factor, accuracy in [
+                ("euler", 1.0, 0.9),
+                ("euler", 0.5, 0.1),  # coarser: not counted
+                ("euler", 2.0, 0.7),
+                ("midpoint", 1.0, 0.8),
+                ("rk4", 0.5, 0.2),  # coarser grid: not counted
+                ("rk4", 1.0, 0.6),
+            ]
+        ]
+        self.assertEqual(fig4a.accuracy_drop(table, "euler")[0], 0.9)
+        self.assertAlmostEqual(fig4a.accuracy_drop(table, "euler")[1], 0.3)
+        # Trained with midpoint: euler is not finer, rk4 at factor 1 is.
+        self.assertAlmostEqual(fig4a.accuracy_drop(table, "midpoint")[1], 0.2)
+
     def test_blog_mnist_trains_on_package_digits(self):
         out = self.run_script("reproduce_blog_mnist")
         results = self.load_results(out, "blog_mnist", ["blog_mnist.png"])

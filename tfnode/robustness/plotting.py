@@ -70,6 +70,11 @@ def _draw(axes, rows, x_key, label, color=None, marker="o", linestyle="-"):
     (line,) = axes.plot(
         x, y, marker=marker, linestyle=linestyle, color=color, label=label
     )
+    spread = [r.get("accuracy_std") for r in rows]
+    if all(s is not None for s in spread):  # rows averaged over seeds
+        axes.errorbar(
+            x, y, yerr=spread, fmt="none", ecolor=line.get_color(), capsize=2
+        )
     for r, xi, yi in zip(rows, x, y, strict=True):
         if r["factor"] == 1.0:
             axes.plot(
@@ -129,7 +134,8 @@ def plot_solver_sweep(tables, path, title=None):
 
     Args:
         tables: A dict from a label (e.g. the training step size) to rows
-            from `evaluate_with_solvers`, in legend order.
+            from `evaluate_with_solvers`, in legend order. Rows averaged
+            over seeds may carry `accuracy_std`, drawn as error bars.
         path: Where to write the PNG.
         title: Figure title.
 
