@@ -25,6 +25,7 @@ _SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
     "define_common_flags",
+    "flag_definer",
     "parse_flags",
     "settings",
     "cosine",
@@ -52,21 +53,28 @@ __all__ = [
 # ------------------------------------------------------------------ outputs
 
 
+def flag_definer(flag_values):
+    """`define(kind, name, default, help, **kwargs)`: absl's
+    `DEFINE_<kind>` into `flag_values` (a script's own `FlagValues`, so
+    that its `main(argv)` runs in a process holding other flags)."""
+
+    def define(kind, *args, **kwargs):
+        definer = getattr(absl_flags, f"DEFINE_{kind}")
+        definer(*args, flag_values=flag_values, **kwargs)
+
+    return define
+
+
 def define_common_flags(
     flag_values, output_dir=DEFAULT_OUTPUT_DIR, seed_help=None, seed=0
 ):
     """Defines in `flag_values` the flags every script takes: `--quick`,
     `--output_dir` and, unless `seed_help` is None, `--seed`."""
-    absl_flags.DEFINE_bool(
-        "quick", False, "Tiny run for the tests.", flag_values=flag_values
-    )
+    define = flag_definer(flag_values)
+    define("bool", "quick", False, "Tiny run for the tests.")
     if seed_help is not None:
-        absl_flags.DEFINE_integer(
-            "seed", seed, seed_help, flag_values=flag_values
-        )
-    absl_flags.DEFINE_string(
-        "output_dir", output_dir, "Output folder.", flag_values=flag_values
-    )
+        define("integer", "seed", seed, seed_help)
+    define("string", "output_dir", output_dir, "Output folder.")
 
 
 def parse_flags(flag_values, argv):

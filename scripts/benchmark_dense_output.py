@@ -46,39 +46,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _reproduce  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
+define = _reproduce.flag_definer(FLAGS)
 _reproduce.define_common_flags(FLAGS, output_dir="docs/benchmarks")
-absl_flags.DEFINE_list(
-    "outputs",
-    ["2", "200", "1000"],
-    "Numbers of output times.",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_list(
-    "solvers", ["dopri5", "tsit5", "bosh3"], "Solvers.", flag_values=FLAGS
-)
-absl_flags.DEFINE_float("rtol", 1e-6, "Relative tolerance.", flag_values=FLAGS)
-absl_flags.DEFINE_float("atol", 1e-8, "Absolute tolerance.", flag_values=FLAGS)
-absl_flags.DEFINE_float("t_max", 25.0, "End of the span.", flag_values=FLAGS)
-absl_flags.DEFINE_integer(
-    "repeats",
-    5,
-    "Timed solves per measurement (median).",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_integer(
-    "threads", 2, "Intra-op threads of both frameworks.", flag_values=FLAGS
-)
-absl_flags.DEFINE_bool(
-    "torch",
-    True,
-    "Also measure torchdiffeq (child process).",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_bool(
+define("list", "outputs", ["2", "200", "1000"], "Numbers of output times.")
+define("list", "solvers", ["dopri5", "tsit5", "bosh3"], "Solvers.")
+define("float", "rtol", 1e-6, "Relative tolerance.")
+define("float", "atol", 1e-8, "Absolute tolerance.")
+define("float", "t_max", 25.0, "End of the span.")
+define("integer", "repeats", 5, "Timed solves per measurement (median).")
+define("integer", "threads", 2, "Intra-op threads of both frameworks.")
+define("bool", "torch", True, "Also measure torchdiffeq (child process).")
+define(
+    "bool",
     "child_torch",
     False,
     "Internal: the torchdiffeq measurements, as JSON.",
-    flag_values=FLAGS,
 )
 
 MATRIX = np.array([[-0.1, 2.0], [-2.0, -0.1]])

@@ -50,43 +50,27 @@ import _reproduce  # noqa: E402
 import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
+define = _reproduce.flag_definer(FLAGS)
 _reproduce.define_common_flags(
     FLAGS, output_dir="docs/examples", seed_help="Noise seed."
 )
-absl_flags.DEFINE_float("h0", 10.0, "Drop height (m).", flag_values=FLAGS)
-absl_flags.DEFINE_float("g", 9.81, "Gravity (m/s^2).", flag_values=FLAGS)
-absl_flags.DEFINE_float(
-    "true_e", 0.8, "True coefficient of restitution.", flag_values=FLAGS
-)
-absl_flags.DEFINE_float(
-    "initial_e", 0.5, "Initial guess of e.", flag_values=FLAGS
-)
-absl_flags.DEFINE_integer("bounces", 5, "Observed bounces.", flag_values=FLAGS)
-absl_flags.DEFINE_float(
-    "noise",
-    0.01,
-    "Standard deviation of the observed times (s).",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_integer(
-    "iterations", 40, "Gradient steps.", flag_values=FLAGS
-)
-absl_flags.DEFINE_float(
-    "learning_rate", 0.1, "SGD learning rate on theta.", flag_values=FLAGS
-)
-absl_flags.DEFINE_bool(
+define("float", "h0", 10.0, "Drop height (m).")
+define("float", "g", 9.81, "Gravity (m/s^2).")
+define("float", "true_e", 0.8, "True coefficient of restitution.")
+define("float", "initial_e", 0.5, "Initial guess of e.")
+define("integer", "bounces", 5, "Observed bounces.")
+define("float", "noise", 0.01, "Standard deviation of the observed times (s).")
+define("integer", "iterations", 40, "Gradient steps.")
+define("float", "learning_rate", 0.1, "SGD learning rate on theta.")
+define(
+    "bool",
     "eager",
     False,
     "Run the training step eagerly instead of in tf.function (tracing "
     "it costs ~30 s; an eager event costs ~1 s).",
-    flag_values=FLAGS,
 )
-absl_flags.DEFINE_float(
-    "rtol", 1e-8, "Relative tolerance of the solves.", flag_values=FLAGS
-)
-absl_flags.DEFINE_float(
-    "atol", 1e-10, "Absolute tolerance of the solves.", flag_values=FLAGS
-)
+define("float", "rtol", 1e-8, "Relative tolerance of the solves.")
+define("float", "atol", 1e-10, "Absolute tolerance of the solves.")
 
 # The flags the results record, and their values in the `--quick` run (two
 # bounces: only the second depends on e, a flatter loss).

@@ -50,76 +50,48 @@ import _reproduce  # noqa: E402
 import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
+define = _reproduce.flag_definer(FLAGS)
 _reproduce.define_common_flags(
     FLAGS, output_dir="docs/examples", seed_help="Data and model seed."
 )
-absl_flags.DEFINE_integer(
-    "num_points", 1000, "Observation times.", flag_values=FLAGS
-)
-absl_flags.DEFINE_float(
-    "t_max", 25.0, "Observations lie in [0, t_max].", flag_values=FLAGS
-)
-absl_flags.DEFINE_float(
-    "noise",
-    0.01,
-    "Standard deviation of the observation noise.",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_integer(
-    "iterations", 2000, "Training iterations.", flag_values=FLAGS
-)
-absl_flags.DEFINE_integer(
-    "batch_time",
-    10,
-    "Consecutive observations per window.",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_integer(
+define("integer", "num_points", 1000, "Observation times.")
+define("float", "t_max", 25.0, "Observations lie in [0, t_max].")
+define("float", "noise", 0.01, "Standard deviation of the observation noise.")
+define("integer", "iterations", 2000, "Training iterations.")
+define("integer", "batch_time", 10, "Consecutive observations per window.")
+define(
+    "integer",
     "long_from",
     0,
     "If positive, from this iteration on, windows of --long_batch_time "
     "observations (a curriculum; it did not help at the defaults).",
-    flag_values=FLAGS,
 )
-absl_flags.DEFINE_integer(
-    "long_batch_time",
-    50,
-    "Observations per long window.",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_integer(
-    "batch_size", 20, "Windows per iteration.", flag_values=FLAGS
-)
-absl_flags.DEFINE_integer("hidden", 50, "Hidden units.", flag_values=FLAGS)
-absl_flags.DEFINE_float(
+define("integer", "long_batch_time", 50, "Observations per long window.")
+define("integer", "batch_size", 20, "Windows per iteration.")
+define("integer", "hidden", 50, "Hidden units.")
+define(
+    "float",
     "learning_rate",
     3e-3,
     "Initial RMSprop learning rate (cosine decay to 1% of it).",
-    flag_values=FLAGS,
 )
-absl_flags.DEFINE_float(
-    "rtol", 1e-6, "Relative tolerance of the solves.", flag_values=FLAGS
-)
-absl_flags.DEFINE_float(
-    "atol", 1e-8, "Absolute tolerance of the solves.", flag_values=FLAGS
-)
-absl_flags.DEFINE_integer(
-    "test_every", 100, "Iterations between evaluations.", flag_values=FLAGS
-)
-absl_flags.DEFINE_enum(
+define("float", "rtol", 1e-6, "Relative tolerance of the solves.")
+define("float", "atol", 1e-8, "Absolute tolerance of the solves.")
+define("integer", "test_every", 100, "Iterations between evaluations.")
+define(
+    "enum",
     "solve",
     "dense",
     ["dense", "odeint"],
     "Training solves: 'dense' (tfnode.solve_dense, then evaluate at the "
     "window offsets) or 'odeint' (interpolated outputs).",
-    flag_values=FLAGS,
 )
-absl_flags.DEFINE_bool(
+define(
+    "bool",
     "eager",
     False,
     "Run the training step eagerly instead of in tf.function (tracing "
     "its gradient costs ~20 s; worth it beyond ~50 iterations).",
-    flag_values=FLAGS,
 )
 
 # The flags the results record, and their values in the `--quick` run (an

@@ -43,67 +43,36 @@ import _reproduce  # noqa: E402
 import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
+define = _reproduce.flag_definer(FLAGS)
 _reproduce.define_common_flags(FLAGS, seed_help="Initialisation seed.")
-absl_flags.DEFINE_list(
-    "networks",
-    ["anode_sqnxt", "anode_resnet"],
-    "Networks.",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_list(
-    "solvers",
-    ["euler", "rk2", "rk4"],
-    "Fixed-step solvers.",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_list(
-    "steps", ["1", "2", "4", "8"], "Steps per block (Nt).", flag_values=FLAGS
-)
-absl_flags.DEFINE_list(
+define("list", "networks", ["anode_sqnxt", "anode_resnet"], "Networks.")
+define("list", "solvers", ["euler", "rk2", "rk4"], "Fixed-step solvers.")
+define("list", "steps", ["1", "2", "4", "8"], "Steps per block (Nt).")
+define(
+    "list",
     "resnet_solvers",
     ["euler", "rk2"],
     "Solvers for anode_resnet (11M parameters: fewer settings).",
-    flag_values=FLAGS,
 )
-absl_flags.DEFINE_list(
-    "resnet_steps",
-    ["1", "2", "4"],
-    "Steps per block for anode_resnet.",
-    flag_values=FLAGS,
+define(
+    "list", "resnet_steps", ["1", "2", "4"], "Steps per block for anode_resnet."
 )
-absl_flags.DEFINE_list(
-    "batch_sizes",
-    ["8", "4"],
-    "Batch per network (same order).",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_list(
-    "parts", ["gradients", "training"], "Parts to run.", flag_values=FLAGS
-)
-absl_flags.DEFINE_string(
+define("list", "batch_sizes", ["8", "4"], "Batch per network (same order).")
+define("list", "parts", ["gradients", "training"], "Parts to run.")
+define(
+    "string",
     "train_network",
     "anode_sqnxt",
     "Network of the training comparison.",
-    flag_values=FLAGS,
 )
-absl_flags.DEFINE_string(
+define(
+    "string",
     "train_solver",
     "rk2",
     "Solver of the training comparison (ANODE's README figure: RK2).",
-    flag_values=FLAGS,
 )
-absl_flags.DEFINE_integer(
-    "train_epochs",
-    6,
-    "Epochs of the training comparison.",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_list(
-    "train_seeds",
-    ["0"],
-    "Seeds of the training comparison.",
-    flag_values=FLAGS,
-)
+define("integer", "train_epochs", 6, "Epochs of the training comparison.")
+define("list", "train_seeds", ["0"], "Seeds of the training comparison.")
 
 BLOCKS = 4
 PARTS = ("gradients", "training")

@@ -34,16 +34,11 @@ import _reproduce  # noqa: E402
 import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
+define = _reproduce.flag_definer(FLAGS)
 _reproduce.define_common_flags(FLAGS, seed_help="Seed.")
-absl_flags.DEFINE_string(
-    "dataset", "mnist_package", "mnist_package or mnist.", flag_values=FLAGS
-)
-absl_flags.DEFINE_string(
-    "data_dir", None, "tensorflow-datasets folder (mnist).", flag_values=FLAGS
-)
-absl_flags.DEFINE_integer(
-    "epochs", 10, "Epochs (the post: 10).", flag_values=FLAGS
-)
+define("string", "dataset", "mnist_package", "mnist_package or mnist.")
+define("string", "data_dir", None, "tensorflow-datasets folder (mnist).")
+define("integer", "epochs", 10, "Epochs (the post: 10).")
 
 DATASETS = ("mnist_package", "mnist")
 PAPER_ACCURACY = 0.9862

@@ -50,110 +50,87 @@ from tfnode import solvers as solvers_lib
 from tfnode.stepping import grid
 
 FLAGS = absl_flags.FlagValues()
+define = _reproduce.flag_definer(FLAGS)
 
 
 def define_flags():
     """Defines the script's flags in `FLAGS`."""
-    absl_flags.DEFINE_string(
+    define(
+        "string",
         "train_solver",
         "euler",
         "Fixed-step training solver (Fig. 4b).",
-        flag_values=FLAGS,
     )
-    absl_flags.DEFINE_bool(
+    define(
+        "bool",
         "jit_compile",
         True,
         "Train under XLA the models whose grid tfnode unrolls under XLA.",
-        flag_values=FLAGS,
     )
-    absl_flags.DEFINE_bool(
+    define(
+        "bool",
         "quick",
         False,
         "A seconds-long smoke run: 20 iterations, h = 1 and 1/2, factors "
         "1 and 2, a short step adaptation; figures go to --output_dir.",
-        flag_values=FLAGS,
     )
-    absl_flags.DEFINE_integer(
+    define(
+        "integer",
         "iterations",
         5000,
         "Training iterations (batches) per model (the paper: 10000).",
-        flag_values=FLAGS,
     )
-    absl_flags.DEFINE_float(
-        "learning_rate", 1e-4, "Adam learning rate.", flag_values=FLAGS
-    )
-    absl_flags.DEFINE_integer(
-        "batch_size", 128, "Training batch size.", flag_values=FLAGS
-    )
-    absl_flags.DEFINE_list(
-        "seeds", ["0"], "Initialization seeds.", flag_values=FLAGS
-    )
-    absl_flags.DEFINE_integer(
-        "data_seed", 0, "Seed of the generated data.", flag_values=FLAGS
-    )
-    absl_flags.DEFINE_list(
+    define("float", "learning_rate", 1e-4, "Adam learning rate.")
+    define("integer", "batch_size", 128, "Training batch size.")
+    define("list", "seeds", ["0"], "Initialization seeds.")
+    define("integer", "data_seed", 0, "Seed of the generated data.")
+    define(
+        "list",
         "inverse_step_sizes",
         ["1", "2", "4", "8", "16", "32", "64"],
         "Training steps 1/n, given as n.",
-        flag_values=FLAGS,
     )
-    absl_flags.DEFINE_list(
-        "test_solvers",
-        ["euler", "midpoint", "rk4"],
-        "Test solvers.",
-        flag_values=FLAGS,
+    define(
+        "list", "test_solvers", ["euler", "midpoint", "rk4"], "Test solvers."
     )
-    absl_flags.DEFINE_list(
+    define(
+        "list",
         "test_factors",
         ["0.5", "0.75", "1", "1.5", "2"],
         "Test factors: h_test = h_train / factor.",
-        flag_values=FLAGS,
     )
-    absl_flags.DEFINE_bool(
+    define(
+        "bool",
         "step_adaptation",
         True,
         "Also train a model with step adaptation.",
-        flag_values=FLAGS,
     )
-    absl_flags.DEFINE_float(
-        "adaptation_threshold",
-        0.1,
-        "Step adaptation threshold.",
-        flag_values=FLAGS,
+    define("float", "adaptation_threshold", 0.1, "Step adaptation threshold.")
+    define(
+        "integer", "adaptation_interval", 50, "Iterations between adaptations."
     )
-    absl_flags.DEFINE_integer(
-        "adaptation_interval",
-        50,
-        "Iterations between adaptations.",
-        flag_values=FLAGS,
-    )
-    absl_flags.DEFINE_integer(
+    define(
+        "integer",
         "adaptation_max_steps",
         500,
         "Most Euler steps in adaptation.",
-        flag_values=FLAGS,
     )
-    absl_flags.DEFINE_string(
-        "output_dir",
-        "experiments/fig4a",
-        "Where results.json goes.",
-        flag_values=FLAGS,
+    define(
+        "string", "output_dir", "experiments/fig4a", "Where results.json goes."
     )
-    absl_flags.DEFINE_string(
+    define(
+        "string",
         "replot",
         None,
         "Draw the figure and print the tables of a results.json written "
         "before, without training.",
-        flag_values=FLAGS,
     )
-    absl_flags.DEFINE_string(
-        "figure", "docs/fig4a.png", "Figure 4a PNG.", flag_values=FLAGS
-    )
-    absl_flags.DEFINE_string(
+    define("string", "figure", "docs/fig4a.png", "Figure 4a PNG.")
+    define(
+        "string",
         "adaptation_figure",
         "docs/fig4a_adaptation.png",
         "PNG of the adapted step size over training.",
-        flag_values=FLAGS,
     )
 
 

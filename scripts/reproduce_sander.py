@@ -45,31 +45,16 @@ import _reproduce  # noqa: E402
 import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
+define = _reproduce.flag_definer(FLAGS)
 _reproduce.define_common_flags(FLAGS, seed_help="Initialisation seed.", seed=1)
-absl_flags.DEFINE_list(
-    "depths", ["4", "8", "16", "32", "64"], "Depths N.", flag_values=FLAGS
-)
-absl_flags.DEFINE_list(
-    "weights", ["smooth", "iid"], "Weight families.", flag_values=FLAGS
-)
-absl_flags.DEFINE_integer(
-    "batch_size", 32, "Digits in the gradient batch.", flag_values=FLAGS
-)
-absl_flags.DEFINE_list(
-    "memory_depths",
-    ["4", "8", "16", "32", "64"],
-    "Depths of (b).",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_integer(
-    "memory_batch_size", 128, "Batch of the memory runs.", flag_values=FLAGS
-)
-absl_flags.DEFINE_bool("memory", True, "Run part (b).", flag_values=FLAGS)
-absl_flags.DEFINE_string(
-    "child",
-    None,
-    "Internal: one memory run, 'method,adjoint,depth'.",
-    flag_values=FLAGS,
+define("list", "depths", ["4", "8", "16", "32", "64"], "Depths N.")
+define("list", "weights", ["smooth", "iid"], "Weight families.")
+define("integer", "batch_size", 32, "Digits in the gradient batch.")
+define("list", "memory_depths", ["4", "8", "16", "32", "64"], "Depths of (b).")
+define("integer", "memory_batch_size", 128, "Batch of the memory runs.")
+define("bool", "memory", True, "Run part (b).")
+define(
+    "string", "child", None, "Internal: one memory run, 'method,adjoint,depth'."
 )
 
 SCHEMES = ("euler", "heun")

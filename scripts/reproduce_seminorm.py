@@ -44,24 +44,15 @@ import _reproduce  # noqa: E402
 import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
+define = _reproduce.flag_definer(FLAGS)
 _reproduce.define_common_flags(FLAGS, seed_help="Seed.")
-absl_flags.DEFINE_integer(
-    "classifier_steps",
-    100,
-    "Training steps of the classifier.",
-    flag_values=FLAGS,
+define("integer", "classifier_steps", 100, "Training steps of the classifier.")
+define("integer", "classifier_batch_size", 32, "Classifier batch.")
+define(
+    "integer", "series_steps", 200, "Training steps of the time-series model."
 )
-absl_flags.DEFINE_integer(
-    "classifier_batch_size", 32, "Classifier batch.", flag_values=FLAGS
-)
-absl_flags.DEFINE_integer(
-    "series_steps",
-    200,
-    "Training steps of the time-series model.",
-    flag_values=FLAGS,
-)
-absl_flags.DEFINE_float("rtol", 1e-3, "Relative tolerance.", flag_values=FLAGS)
-absl_flags.DEFINE_float("atol", 1e-6, "Absolute tolerance.", flag_values=FLAGS)
+define("float", "rtol", 1e-3, "Relative tolerance.")
+define("float", "atol", 1e-6, "Absolute tolerance.")
 
 
 def mixed_norm(scaled_errors):
