@@ -331,13 +331,14 @@ def sweep_tables(runs):
 def report(results, solvers, factors):
     """Draws the figure of `results` and returns its Markdown tables."""
     per_step = sweep_tables(results["runs"])
+    seeds = len(results["seeds"])
+    seeds = f"{seeds} seeds: mean and std" if seeds > 1 else "1 seed"
     robustness.plot_solver_sweep(
         per_step,
         FLAGS.figure,
         title=(
             f"simple_odenet, concentric_sphere2, {results['train_solver']} "
-            f"training ({results['iterations']} iterations, "
-            f"{len(results['seeds'])} seed(s); mean and std over seeds)"
+            f"training ({results['iterations']} iterations, {seeds})"
         ),
     )
     parts = [
