@@ -79,7 +79,12 @@ def define_common_flags(
 
 def parse_flags(flag_values, argv):
     """Parses `argv` (program name first) into `flag_values` afresh, so a
-    script's `main(argv)` can be called more than once in one process."""
+    script's `main(argv)` can be called more than once in one process.
+    `--help` (or `-h`) prints the flags and exits."""
+    if "--help" in argv[1:] or "-h" in argv[1:]:
+        print(f"usage: python {argv[0]} [flags]\n")
+        print(flag_values.get_help(include_special_flags=False))
+        sys.exit(0)
     flag_values.unparse_flags()
     flag_values(list(argv))
 

@@ -103,6 +103,12 @@ class ReproductionsTest(_script_runner.ScriptTestCase):
         self.assertEqual(code, 0)
         self.assertTrue(tf.io.gfile.exists(replot))
 
+    def test_help_lists_the_flags(self):
+        fig4a = _script_runner.script("reproduce_fig4a")
+        with self.assertRaises(SystemExit) as caught:
+            fig4a.main(["reproduce_fig4a", "--help"])
+        self.assertEqual(caught.exception.code, 0)
+
     def test_fig4a_accuracy_drop_is_against_finer_solves(self):
         fig4a = _script_runner.script("reproduce_fig4a")
         table = [
