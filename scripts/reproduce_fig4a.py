@@ -41,8 +41,10 @@ import time
 import _reproduce
 import keras
 import numpy as np
+import tensorflow as tf
 from absl import flags as absl_flags
 
+import tfnode
 from tfnode import datasets
 from tfnode import models
 from tfnode import robustness
@@ -149,7 +151,9 @@ def compile_model(model, jit_compile=False):
 def unrolled_under_xla(h):
     """Whether XLA runs the training grid of step `h` on [0, 1] unrolled
     (a `tf.while_loop` gradient under XLA:CPU is slower than graph mode)."""
-    return FLAGS.jit_compile and round(1.0 / h) <= grid.UNROLL_MAX_STEPS
+    settings = tfnode.SolveSettings(solver=FLAGS.train_solver, step_size=h)
+    steps = grid.short_grid_steps(tf.constant([0.0, 1.0]), settings)
+    return FLAGS.jit_compile and steps is not None
 
 
 def train(model, data, callbacks=(), jit_compile=False):

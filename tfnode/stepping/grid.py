@@ -22,6 +22,7 @@ __all__ = [
     "fixed_interval_loop",
     "grid_step",
     "num_fixed_steps",
+    "short_grid_steps",
     "static_step_counts",
     "unrolled_step_count",
 ]
@@ -87,16 +88,21 @@ def static_step_counts(t, settings):
     ]
 
 
-def unrolled_step_count(t, settings):
-    """The steps of a whole fixed-grid solve when a pass over them runs
-    unrolled: under XLA, with a static total of at most `UNROLL_MAX_STEPS`;
-    else `None`."""
-    if not settings.fixed_grid or not in_xla_context():
+def short_grid_steps(t, settings):
+    """The steps of a whole fixed-grid solve when they are known statically
+    and at most `UNROLL_MAX_STEPS` (what XLA runs unrolled), else `None`."""
+    if not settings.fixed_grid:
         return None
     counts = static_step_counts(t, settings)
     if counts is None or sum(counts) > UNROLL_MAX_STEPS:
         return None
     return sum(counts)
+
+
+def unrolled_step_count(t, settings):
+    """The steps of a whole fixed-grid solve when a pass over them runs
+    unrolled: under XLA, on a `short_grid_steps` grid; else `None`."""
+    return short_grid_steps(t, settings) if in_xla_context() else None
 
 
 def _static_count(counts, i, num_steps):

@@ -181,8 +181,8 @@ def _grid_loop_reason(block, settings, times):
         )
     if getattr(block, "trainable_t1", False) and settings.steps is None:
         return "a step_size grid over a trainable t1 has no static step count"
-    counts = grid.static_step_counts(tf.constant(times), settings)
-    if counts is None or sum(counts) > grid.UNROLL_MAX_STEPS:
+    if grid.short_grid_steps(tf.constant(times), settings) is None:
+        counts = grid.static_step_counts(tf.constant(times), settings)
         steps = "?" if counts is None else sum(counts)
         return (
             f"its {steps} steps exceed the {grid.UNROLL_MAX_STEPS} that XLA "
