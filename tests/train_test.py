@@ -691,20 +691,22 @@ def _jit_check(config):
 )
 class JitCompileTrapTest(TrainTestCase):
     """On CPU `--jit_compile` is refused where XLA is a measured trap:
-    convolutional fields differentiated inside a `while` loop."""
+    wide convolutional fields differentiated inside a `while` loop."""
 
     def setUp(self):
         super().setUp()
         if tf.config.list_logical_devices("GPU"):
             self.skipTest("the check applies on CPU only")
 
-    def test_conv_field_is_refused(self, solve, reason):
-        config = _jit_config("odenet", channels=4, **solve)
+    def test_wide_conv_field_is_refused(self, solve, reason):
+        # odenet's 3x3 convolution over 8 channels: patches 72 wide.
+        config = _jit_config("odenet", channels=8, **solve)
         with self.assertRaisesRegex(ValueError, "--jit_compile") as caught:
             _jit_check(config)
         message = str(caught.exception)
         for part in (
             reason,
+            "patches 72 wide",
             trainer.XLA_CONV_LOOP_SLOWDOWN,
             "Drop --jit_compile",
             "--adjoint=backprop",
@@ -714,6 +716,12 @@ class JitCompileTrapTest(TrainTestCase):
     def test_dense_field_is_not(self, solve, reason):
         del reason
         _jit_check(_jit_config("linear_odenet", channels=4, **solve))
+
+    def test_narrow_conv_field_is_not(self, solve, reason):
+        # 3x3 over 7 channels: patches 63 wide, run on patches in loops.
+        del reason
+        self.assertLessEqual(63, trainer.XLA_LOOP_PATCH_WIDTH_MAX)
+        _jit_check(_jit_config("odenet", channels=7, **solve))
 
 
 class JitCompileTest(TrainTestCase):
@@ -742,7 +750,7 @@ class JitCompileTest(TrainTestCase):
         model_dir = self.tempdir()
         with train_flags(
             "--network=odenet",
-            "--channels=4",
+            "--channels=8",
             "--solver=euler",
             "--steps=2",
             "--adjoint=reversible",

@@ -21,6 +21,10 @@ torchdiffeq's `ConcatConv2d`: `t`, broadcast to a constant channel (or
 feature), is appended to the input of every convolution or dense layer, so
 each of them sees one input channel more.
 
+Their convolutions are `tfnode.layers.Conv1D` / `Conv2D`: Keras' layers,
+computed as one product of patches inside loops that XLA compiles, where
+XLA:CPU differentiates a native convolution slowly (`tfnode.layers.conv`).
+
 The initializers reproduce those of the PyTorch originals (a port that
 trains like the original must start from the same distribution):
 
@@ -50,6 +54,8 @@ import math
 import keras
 import tensorflow as tf
 
+from tfnode.layers.conv import Conv1D
+from tfnode.layers.conv import Conv2D
 from tfnode.layers.group_norm import GroupNormalization
 from tfnode.validation import positive_int
 from tfnode.vector_field import call_field
@@ -280,7 +286,7 @@ class ResNetField(VectorField):
         common = self.sublayer_kwargs()
         self.conv1, self.conv2 = (
             _build(
-                keras.layers.Conv2D(
+                Conv2D(
                     channels,
                     3,
                     padding="same",
@@ -371,7 +377,7 @@ class SqueezeNextField(VectorField):
         self.convs, self.norms = [], []
         in_channels = channels
         for i, (filters, kernel) in enumerate(plan, start=1):
-            conv = keras.layers.Conv2D(
+            conv = Conv2D(
                 filters,
                 kernel,
                 padding="same",
@@ -510,7 +516,7 @@ class Conv1DField(_ConvThreeLayerField):
 
     _kernel_sizes = (1, 3, 1)
     _rank = 3
-    _conv = keras.layers.Conv1D
+    _conv = Conv1D
 
 
 @keras.saving.register_keras_serializable(package="tfnode")
@@ -546,7 +552,7 @@ class Conv2DField(_ConvThreeLayerField):
 
     _kernel_sizes = (1, 3, 1)
     _rank = 4
-    _conv = keras.layers.Conv2D
+    _conv = Conv2D
 
 
 @keras.saving.register_keras_serializable(package="tfnode")
@@ -645,7 +651,7 @@ class GroupNormConvField(VectorField):
             groups=groups, epsilon=1e-5, name="gn", **common
         )
         self.norm.build(y_shape)
-        self.conv = keras.layers.Conv2D(
+        self.conv = Conv2D(
             channels,
             3,
             padding="same",
@@ -716,7 +722,7 @@ class TinyResidualField(VectorField):
         common = self.sublayer_kwargs()
         self.conv1, self.conv2 = (
             _build(
-                keras.layers.Conv2D(
+                Conv2D(
                     channels,
                     3,
                     padding="same",

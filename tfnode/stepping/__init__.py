@@ -7,7 +7,7 @@
 | `adaptive.py` | the adaptive loop |
 | `controllers.py` | error measure, first step, step-size controller |
 | `observers.py` | what a free sweep does on each step: dense outputs |
-| `xla.py` | whether the graph being built is compiled by XLA |
+| `xla.py` | whether the graph being built is compiled by XLA (in a loop) |
 | `records.py` | `Status`, `SolveStats`, the recorded `Trajectory` |
 """
 
@@ -26,6 +26,7 @@ from tfnode.stepping.records import SolveStats
 from tfnode.stepping.records import Status
 from tfnode.stepping.records import Trajectory
 from tfnode.stepping.xla import in_xla_context
+from tfnode.stepping.xla import in_xla_loop_context
 
 __all__ = [
     "IntegralController",
@@ -35,6 +36,7 @@ __all__ = [
     "fixed_grid",
     "grid_step",
     "in_xla_context",
+    "in_xla_loop_context",
     "initial_step_size",
     "integrate",
     "interpolates",

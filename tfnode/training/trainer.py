@@ -53,6 +53,7 @@ __all__ = [
     "SolveFailedError",
     "TrainResult",
     "XLA_CONV_LOOP_SLOWDOWN",
+    "XLA_LOOP_PATCH_WIDTH_MAX",
     "build_model",
     "check_jit_compile",
     "resolve",
@@ -140,15 +141,26 @@ def build_model(config, info):
 
 
 # What docs/benchmarks/xla.md measured on CPU for the conv problem (rk4,
-# 16 steps, one train step), XLA over graph mode with the same gradient
-# method: backprop through a loop 17-24x (50x on a quieter machine), anode
-# 38x, continuous 16x.
-XLA_CONV_LOOP_SLOWDOWN = "15-50x"
+# 16 steps, 32 channels, one train step) with its steps in a while loop,
+# XLA over graph mode: 15-50x with native convolutions, 2.5x with the
+# patch products `tfnode.layers.Conv2D` computes in XLA loops.
+XLA_CONV_LOOP_SLOWDOWN = "2.5x"
+
+# The widest patch (kernel area x input channels) of a convolution that a
+# train step differentiating it in an XLA loop runs faster than graph mode:
+# measured faster at widths 27 and 54 (3x3 over 3 and 6 channels; the blog's
+# MNIST ODENet twice as fast), slower from 108 (docs/benchmarks/xla.md).
+XLA_LOOP_PATCH_WIDTH_MAX = 64
 
 
-def _has_convolutions(layer):
-    """Whether `layer` holds a convolution kernel (a weight of rank >= 3)."""
-    return any(len(w.shape) >= 3 for w in layer.weights)
+def _widest_patch(layer):
+    """The widest patch (product of all kernel dimensions but the output
+    channels) of the convolution kernels `layer` holds (weights of rank
+    >= 3); 0 when it holds none."""
+    return max(
+        (math.prod(w.shape[:-1]) for w in layer.weights if len(w.shape) >= 3),
+        default=0,
+    )
 
 
 def _xla_loop_reason(block):
@@ -193,8 +205,9 @@ def _grid_loop_reason(block, settings, times):
 
 def check_jit_compile(config, model):
     """Refuses `jit_compile` where XLA is a measured trap: on CPU, for ODE
-    blocks with convolutional fields whose gradient would run inside a
-    `tf.while_loop` (XLA:CPU compiles that code badly).
+    blocks whose fields hold convolutions wider than
+    `XLA_LOOP_PATCH_WIDTH_MAX` and whose gradient would run inside a
+    `tf.while_loop` (XLA:CPU compiles that code slowly).
 
     Raises:
         ValueError: naming `--jit_compile`, the blocks, the measured
@@ -204,15 +217,20 @@ def check_jit_compile(config, model):
         return
     traps = []
     for block in ode_blocks(model):
-        if not _has_convolutions(block.func):
+        width = _widest_patch(block.func)
+        if width <= XLA_LOOP_PATCH_WIDTH_MAX:
             continue
         reason = _xla_loop_reason(block)
         if reason is not None:
-            traps.append(f"{block.name} ({reason})")
+            traps.append(
+                f"{block.name} ({reason}; convolution patches {width} wide)"
+            )
     if traps:
         raise ValueError(
             "--jit_compile (jit_compile=True) on CPU: XLA compiles the "
-            "gradient of convolutions inside a tf.while_loop badly, and in "
+            "gradient of convolutions wider than "
+            f"{XLA_LOOP_PATCH_WIDTH_MAX} (kernel area x input channels) "
+            "inside a tf.while_loop slowly, and in "
             f"{', '.join(traps)} it would: a train step measured "
             f"{XLA_CONV_LOOP_SLOWDOWN} slower than without XLA "
             "(docs/benchmarks/xla.md). Drop --jit_compile, or use "
