@@ -19,8 +19,9 @@ anode_block  ANODE's ResNet ODE block (conv-BN-ReLU-conv-BN-ReLU) on a
              CIFAR-10 first-stage state 32 x 32 x 32 x 16, Euler Nt = 2;
              tfnode's `anode` adjoint vs torchdiffeq's odeint_adjoint
 conv_xla,    the same, tfnode's train step compiled by XLA
-anode_block_xla  (`tf.function(jit_compile=True)`; its fixed grid runs
-             unrolled); torchdiffeq's step as above
+anode_block_xla, (`tf.function(jit_compile=True)`: a fixed grid runs
+blog_step_xla    unrolled, convolutions in adaptive loops on patches);
+             torchdiffeq's step as above
 spiral       y' = (y^3) A, A = [[-0.1, 2], [-2, -0.1]], y0 = [2, 0] on
              [0, 25] at 1,000 output times, dopri5 rtol 1e-6 atol 1e-8,
              forward solve only (torchdiffeq interpolates between steps;
@@ -72,6 +73,12 @@ CONFIGS = {
         40,
         5,
         "blog MNIST ODENet, dopri5 tol 0.1, continuous adjoint, train step",
+    ),
+    "blog_step_xla": (
+        40,
+        5,
+        "blog MNIST ODENet, dopri5 tol 0.1, continuous adjoint, train step; "
+        "tfnode under XLA",
     ),
     "anode_block": (
         4,
@@ -391,7 +398,7 @@ def _tfnode_step(config, steps, warmup):
             for x, y in _blog_batches(steps + warmup)
         ]
 
-        @tf.function
+        @tf.function(jit_compile=jit_compile)
         def train(x, y):
             with tf.GradientTape() as tape:
                 loss = loss_fn(y, model(x, training=True))

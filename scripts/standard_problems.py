@@ -9,7 +9,8 @@ conv  state 32 x 16 x 16 x 32  Conv3x3(32) -> GroupNorm(8) -> ReLU
 A training step solves over t in [0, 1], takes loss = mean(y(1)^2),
 differentiates it and applies one SGD update. The conv field's GroupNorm is
 `tfnode.layers.GroupNormalization` (what tfnode's fields use), or Keras'
-with `group_norm="keras"`.
+with `group_norm="keras"`; its convolutions are `tfnode.layers.Conv2D`
+(Keras' layer, computed on patches inside XLA loops).
 """
 
 import keras
@@ -48,10 +49,10 @@ def make_problem(name, seed=0, group_norm="tfnode"):
     elif name == "conv":
         field = keras.Sequential(
             [
-                keras.layers.Conv2D(32, 3, padding="same"),
+                tfnode.layers.Conv2D(32, 3, padding="same"),
                 norm(8),
                 keras.layers.ReLU(),
-                keras.layers.Conv2D(32, 3, padding="same"),
+                tfnode.layers.Conv2D(32, 3, padding="same"),
                 norm(8),
             ]
         )

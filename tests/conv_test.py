@@ -1,13 +1,15 @@
 """tfnode's Conv1D/Conv2D against Keras': the patch product equals the
 convolution; inside an XLA loop the layers compute on patches (outputs and
 gradients equal to Keras' layer in graph mode), elsewhere Keras' own
-convolution runs; serialisation and weights shared with Keras."""
+convolution runs; serialisation and weights shared with Keras; the
+benchmark of the patches in its `--quick` mode."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import tfnode
+from tests import _script_runner
 from tests import test_util
 from tfnode.layers.conv import patch_convolution
 from tfnode.stepping import in_xla_loop_context
@@ -211,6 +213,20 @@ class ConvLayerTest(test_util.TestCase):
         restored.set_weights(reference.get_weights())
         x = tf.random.stateless_normal((2, 5, 5, 3), [0, 5])
         self.assertAllClose(reference(x), restored(x))
+
+
+class ConvPatchesBenchmarkTest(_script_runner.ScriptTestCase):
+    def test_quick_run_times_every_variant(self):
+        out = self.run_script("benchmark_conv_patches")
+        results = self.load_results(out, "conv_patches")
+        self.assertTrue(results["settings"]["quick"])
+        (times,) = results["times_us"].values()
+        self.assertEqual(
+            set(_script_runner.script("benchmark_conv_patches").VARIANTS),
+            set(times),
+        )
+        for variant_times in times.values():
+            self.assertGreater(min(variant_times), 0)
 
 
 if __name__ == "__main__":

@@ -142,14 +142,15 @@ def build_model(config, info):
 
 # What docs/benchmarks/xla.md measured on CPU for the conv problem (rk4,
 # 16 steps, 32 channels, one train step) with its steps in a while loop,
-# XLA over graph mode: 15-50x with native convolutions, 2.5x with the
-# patch products `tfnode.layers.Conv2D` computes in XLA loops.
-XLA_CONV_LOOP_SLOWDOWN = "2.5x"
+# XLA over graph mode: 17-50x with Keras' convolutions, 2.1x with the patch
+# products `tfnode.layers.Conv2D` computes in XLA loops.
+XLA_CONV_LOOP_SLOWDOWN = "2.1x"
 
-# The widest patch (kernel area x input channels) of a convolution that a
-# train step differentiating it in an XLA loop runs faster than graph mode:
-# measured faster at widths 27 and 54 (3x3 over 3 and 6 channels; the blog's
-# MNIST ODENet twice as fast), slower from 108 (docs/benchmarks/xla.md).
+# The widest patch (kernel area x input channels) of a convolution that may
+# be differentiated in an XLA loop on CPU. A 3x3 convolution's VJP in such a
+# loop, on patches, over graph mode (docs/benchmarks/conv_patches.md):
+# 0.94x at width 27, 0.79x at 54 (the blog's MNIST ODENet), 1.03x at 72,
+# 1.08x at 108, 1.4-1.7x from 144.
 XLA_LOOP_PATCH_WIDTH_MAX = 64
 
 

@@ -1,0 +1,149 @@
+"""A 3x3 convolution differentiated inside a `tf.while_loop`: graph mode,
+XLA with Keras' convolution, and XLA on patches (`tfnode.layers.Conv2D`).
+
+Each loop iteration applies the convolution (same padding, with bias) to a
+`(batch, size, size, C)` state, takes its VJP with respect to the state,
+the kernel and the bias, and steps the state with it: the work a solve does
+per evaluation when it is differentiated in a loop (an adaptive solve, the
+continuous adjoint's backward solve, a grid too long to unroll). Per
+channel count, the variants alternate over `--rounds` rounds; the table
+gives the median time per iteration (microseconds) and the ratio to graph
+mode.
+
+    python scripts/benchmark_conv_patches.py --channels=3,6,12,16,32
+    python scripts/benchmark_conv_patches.py --quick       # seconds
+
+writes `conv_patches.md` and `conv_patches.json` to `--output_dir`
+(`docs/benchmarks`).
+
+This is where `tfnode.training.trainer.XLA_LOOP_PATCH_WIDTH_MAX` comes
+from: `train.py --jit_compile` refuses convolutions wider than it (kernel
+area x input channels) in loops on CPU.
+"""
+
+import os
+import statistics
+import sys
+import time
+
+from absl import flags as absl_flags
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _reproduce  # noqa: E402
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tfnode  # noqa: E402
+
+FLAGS = absl_flags.FlagValues()
+define = _reproduce.flag_definer(FLAGS)
+_reproduce.define_common_flags(FLAGS, output_dir="docs/benchmarks")
+define("list", "channels", ["3", "6", "12", "16"], "C values.")
+define("integer", "batch", 16, "Batch size.")
+define("integer", "size", 26, "Height and width.")
+define("integer", "iterations", 50, "Loop iterations per call.")
+define("integer", "rounds", 5, "Timed calls per variant.")
+define("integer", "threads", 2, "Intra/inter-op threads.")
+# variant: (layer class, jit_compile)
+VARIANTS = {
+    "graph": (keras.layers.Conv2D, False),
+    "xla_keras": (keras.layers.Conv2D, True),
+    "xla_patches": (tfnode.layers.Conv2D, True),
+}
+_SIZES = "channels batch size iterations rounds"
+_QUICK = {
+    "channels": ["2"],
+    "batch": 2,
+    "size": 6,
+    "iterations": 2,
+    "rounds": 1,
+}
+
+
+def looped_vjp(layer, iterations, jit_compile):
+    """A `tf.function`: `iterations` convolution VJPs in a while loop."""
+
+    def body(i, y, kernel_grad):
+        with tf.GradientTape() as tape:
+            tape.watch(y)
+            out = layer(y)
+        dy, dkernel, _ = tape.gradient(
+            out, [y] + layer.trainable_weights, output_gradients=y
+        )
+        return i + 1, y + 1e-3 * dy, kernel_grad + dkernel
+
+    @tf.function(jit_compile=jit_compile)
+    def run(y):
+        start = (0, y, tf.zeros_like(layer.kernel))
+        return tf.while_loop(
+            lambda i, y, g: i < iterations,
+            body,
+            start,
+            maximum_iterations=iterations,
+        )[1:]
+
+    return run
+
+
+def time_channels(channels, batch, size, iterations, rounds):
+    """`{variant: [microseconds per iteration per round]}` for C."""
+    shape = (batch, size, size, channels)
+    y0 = tf.random.stateless_normal(shape, [0, channels])
+    runs = {}
+    for variant, (layer_cls, jit_compile) in VARIANTS.items():
+        keras.utils.set_random_seed(0)
+        layer = layer_cls(channels, 3, padding="same")
+        layer.build(shape)
+        runs[variant] = looped_vjp(layer, iterations, jit_compile)
+        runs[variant](y0)  # trace and compile
+    times = {variant: [] for variant in runs}
+    for _ in range(rounds):
+        for variant, run in runs.items():
+            start = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy(), run(y0))
+            elapsed = time.perf_counter() - start
+            times[variant].append(elapsed / iterations * 1e6)
+    return times
+
+
+def table(results):
+    rows = []
+    for channels, times in results.items():
+        medians = {v: statistics.median(t) for v, t in times.items()}
+        graph = medians["graph"]
+        rows.append(
+            [str(channels), str(9 * int(channels))]
+            + [f"{medians[v]:.0f}" for v in VARIANTS]
+            + [f"{medians[v] / graph:.2f}" for v in VARIANTS if v != "graph"]
+        )
+    header = (
+        ["C", "patch width"]
+        + [f"{v} us" for v in VARIANTS]
+        + [f"{v} / graph" for v in VARIANTS if v != "graph"]
+    )
+    return _reproduce.markdown_table(header, rows)
+
+
+def main(argv):
+    _reproduce.parse_flags(FLAGS, argv)
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    settings = _reproduce.settings(FLAGS, _SIZES + " threads", _QUICK)
+    channels, *sizes = (getattr(settings, name) for name in _SIZES.split())
+    start = time.perf_counter()
+    times = {c: time_channels(int(c), *sizes) for c in channels}
+    results = {
+        "settings": vars(settings),
+        "times_us": times,
+        "seconds": time.perf_counter() - start,
+    }
+    _reproduce.write_results(
+        FLAGS.output_dir, "conv_patches", results, table(times)
+    )
+    print(table(times))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
