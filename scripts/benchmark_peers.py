@@ -445,6 +445,10 @@ def _tfnode_step(config, steps, warmup):
 
 
 def _tfnode_run(config, steps, warmup):
+    # tfnode first: TensorFlow then loads with oneDNN (`tfnode._onednn`).
+    import tfnode  # noqa: F401
+
+    # isort: split
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)

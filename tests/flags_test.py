@@ -228,7 +228,6 @@ class FlagfileTest(test_util.TestCase):
         self.assertEqual(
             (blog.normalize, blog.batch_size, blog.lr), ("symmetric", 16, 1e-3)
         )
-        self.assertTrue(blog.jit_compile)
 
     def test_command_line_overrides_a_flagfile(self):
         config = config_of(

@@ -1,5 +1,7 @@
 """tfnode: Neural ODEs for Keras 3 / TensorFlow 2 with exact gradients."""
 
+# First, before TensorFlow loads: asks for its oneDNN CPU kernels.
+from tfnode import _onednn  # noqa: F401
 from tfnode import adjoints
 from tfnode import datasets
 from tfnode import models
