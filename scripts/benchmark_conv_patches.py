@@ -129,8 +129,9 @@ def table(results):
 
 def main(argv):
     _reproduce.parse_flags(FLAGS, argv)
-    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    if not FLAGS.quick:  # --quick runs in the tests' process, TF started
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     settings = _reproduce.settings(FLAGS, _SIZES + " threads", _QUICK)
     channels, *sizes = (getattr(settings, name) for name in _SIZES.split())
     start = time.perf_counter()

@@ -142,15 +142,17 @@ def build_model(config, info):
 
 # What docs/benchmarks/xla.md measured on CPU for the conv problem (rk4,
 # 16 steps, 32 channels, one train step) with its steps in a while loop,
-# XLA over graph mode: 17-50x with Keras' convolutions, 2.1x with the patch
-# products `tfnode.layers.Conv2D` computes in XLA loops.
-XLA_CONV_LOOP_SLOWDOWN = "2.1x"
+# XLA over graph mode: 17-50x with Keras' convolutions, 1.7-2.3x with the
+# patch products `tfnode.layers.Conv2D` computes in XLA loops.
+XLA_CONV_LOOP_SLOWDOWN = "2x"
 
 # The widest patch (kernel area x input channels) of a convolution that may
-# be differentiated in an XLA loop on CPU. A 3x3 convolution's VJP in such a
-# loop, on patches, over graph mode (docs/benchmarks/conv_patches.md):
-# 0.94x at width 27, 0.79x at 54 (the blog's MNIST ODENet), 1.03x at 72,
-# 1.08x at 108, 1.4-1.7x from 144.
+# be differentiated in an XLA loop on CPU. Whole train steps under XLA over
+# graph mode: the blog's MNIST ODENet (3x3 over 6 channels, 54 wide, in
+# adaptive loops) 0.75x, the conv problem (288 wide) 2x. A convolution's
+# VJP alone in an XLA loop on patches takes 1.4x graph mode's time at widths
+# 54-72 and 1.8-3.5x from 108 (docs/benchmarks/conv_patches.md): what XLA
+# fuses around it pays for narrow convolutions only.
 XLA_LOOP_PATCH_WIDTH_MAX = 64
 
 
