@@ -106,9 +106,10 @@ def _median_time(solve, repeats):
 
 
 def measure_tfnode(solvers, counts, t_max, rtol, atol, repeats, threads):
-    import tensorflow as tf
+    import tfnode  # first: TensorFlow then loads with oneDNN
 
-    import tfnode
+    # isort: split
+    import tensorflow as tf
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -163,9 +164,10 @@ def measure_tfnode(solvers, counts, t_max, rtol, atol, repeats, threads):
 def tfnode_reference_gap(t_max, count):
     """Max |tfnode dopri5 at rtol = atol = 1e-12 (clamped) - SciPy DOP853|,
     how far apart the two candidate references are."""
-    import tensorflow as tf
+    import tfnode  # first: TensorFlow then loads with oneDNN
 
-    import tfnode
+    # isort: split
+    import tensorflow as tf
 
     times = output_times(count, t_max)
     matrix = tf.constant(MATRIX, tf.float64)
@@ -482,9 +484,10 @@ def main(argv):
         return 0
     start = time.time()
     rows = measure_tfnode(*setup)
-    import tensorflow as tf
+    import tfnode  # first: TensorFlow then loads with oneDNN
 
-    import tfnode
+    # isort: split
+    import tensorflow as tf
 
     versions = dict(tensorflow=tf.__version__, tfnode=tfnode.__version__)
     if FLAGS.torch:

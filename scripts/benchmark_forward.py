@@ -20,10 +20,12 @@ from absl import flags as absl_flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# tfnode first: TensorFlow then loads with oneDNN (`tfnode._onednn`).
+import tfnode  # noqa: E402
+
+# isort: split
 import standard_problems  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FLAGS
 _HAND_WRITTEN = ("euler", "midpoint", "heun", "rk4")

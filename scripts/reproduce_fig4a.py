@@ -38,13 +38,16 @@ import os
 import sys
 import time
 
+# tfnode first: TensorFlow then loads with oneDNN (`tfnode._onednn`).
+import tfnode
+
+# isort: split
 import _reproduce
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import flags as absl_flags
 
-import tfnode
 from tfnode import datasets
 from tfnode import models
 from tfnode import robustness

@@ -33,6 +33,10 @@ import os
 import sys
 import time
 
+# tfnode first: TensorFlow then loads with oneDNN (`tfnode._onednn`).
+import tfnode
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf
@@ -41,8 +45,6 @@ from absl import flags as absl_flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _reproduce  # noqa: E402
-
-import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
 define = _reproduce.flag_definer(FLAGS)

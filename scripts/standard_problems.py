@@ -13,10 +13,12 @@ with `group_norm="keras"`; its convolutions are `tfnode.layers.Conv2D`
 (Keras' layer, computed on patches inside XLA loops).
 """
 
+# tfnode first: TensorFlow then loads with oneDNN (`tfnode._onednn`).
+import tfnode
+
+# isort: split
 import keras
 import tensorflow as tf
-
-import tfnode
 
 PROBLEMS = ("mlp", "conv")
 GROUP_NORMS = {

@@ -26,12 +26,14 @@ from absl import flags as absl_flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# tfnode first: TensorFlow then loads with oneDNN (`tfnode._onednn`).
+import tfnode  # noqa: E402
+
+# isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _reproduce import figure  # noqa: E402
 from _reproduce import save_figure  # noqa: E402
-
-import tfnode  # noqa: E402
 
 FLAGS = absl_flags.FLAGS
 _RTOL, _ATOL = 1e-6, 1e-10

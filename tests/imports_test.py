@@ -1,4 +1,6 @@
-"""`import tfnode` imports neither tensorflow-datasets nor Matplotlib.
+"""`import tfnode` imports neither tensorflow-datasets nor Matplotlib, and,
+imported before TensorFlow, turns TensorFlow's oneDNN kernels on unless
+`TF_ENABLE_ONEDNN_OPTS` says otherwise.
 
 They (about 225 modules) are imported by the functions that load a dataset
 or draw a plot. Keras 3 itself tries `import matplotlib.pyplot` when it is
@@ -108,6 +110,52 @@ class ImportTest(tf.test.TestCase):
                     os.path.join("tfnode", "datasets", "tfds_images.py"),
                 ),
             ],
+        )
+
+
+_ONEDNN_PROGRAM = """
+import {first}
+import {second}
+from tfnode import _onednn
+print(_onednn.enabled())
+"""
+
+
+def onednn_enabled(first, second, setting=None):
+    """Whether a fresh interpreter importing `first` then `second` runs
+    oneDNN, with `TF_ENABLE_ONEDNN_OPTS` unset or `setting`."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _ONEDNN_PROGRAM.format(first=first, second=second),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    return result.stdout.strip().splitlines()[-1] == "True"
+
+
+class OneDnnTest(tf.test.TestCase):
+    def test_tfnode_first_turns_onednn_on(self):
+        self.assertTrue(onednn_enabled("tfnode", "tensorflow"))
+
+    def test_an_explicit_setting_wins(self):
+        self.assertFalse(onednn_enabled("tfnode", "tensorflow", "0"))
+
+    def test_tensorflow_first_keeps_its_default(self):
+        # TensorFlow's own default on this CPU (on with AVX-512 class
+        # instructions): tfnode, imported second, changes nothing.
+        default = onednn_enabled("tensorflow", "tfnode", None)
+        self.assertEqual(
+            default, onednn_enabled("tensorflow", "tensorflow", None)
         )
 
 
