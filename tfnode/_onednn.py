@@ -4,7 +4,7 @@ TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it is imported, and
 turns its oneDNN kernels on by default only on CPUs with AVX-512 class
 instructions. Elsewhere (an AVX2 x86 CPU, say) its convolutions and their
 gradients run on slower generic kernels: on a 2-core AVX2 machine, oneDNN
-makes the conv train step 1.8x and the blog MNIST ODENet's train step 2.1x
+makes the conv train step 1.3x and the blog MNIST ODENet's train step 2.1x
 faster (`docs/benchmarks/peers.md`). PyTorch uses oneDNN there by default.
 
 Importing `tfnode` before TensorFlow sets the variable to `"1"` unless it is
