@@ -13,10 +13,12 @@ y[n, p, :] = patches[n, p, :] @ reshape(kernel, (prod(kernel_size) * C_in,
 ```
 
 (im2col; Chellapilla et al., 2006). Its gradient is two more matrix
-products and the slices' padding. XLA:CPU compiles the gradient of a native
-convolution inside a loop into code 5-40x slower than its graph-mode
-kernels (docs/benchmarks/xla.md): a solve that adapts its steps, or a grid
-too long to unroll, differentiates its field in such a loop. Everywhere
+products and the slices' padding. Inside a loop, XLA:CPU compiles the
+gradient of a native convolution into code up to 45x slower than the
+graph-mode kernels, and that of the patches into code 1.4-3.5x slower
+(docs/benchmarks/conv_patches.md), which what XLA fuses around them can
+win back: a solve that adapts its steps, or a grid too long to unroll,
+differentiates its field in such a loop. Everywhere
 else (graph mode, eager, XLA outside loops, strides, dilations) the layers
 run Keras' own convolution.
 
