@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfnode
+from tests import _script_runner
 from tests import test_util
 from tfnode.layers.group_norm import GroupNormalization
 from tfnode.layers.group_norm import group_norm
@@ -308,6 +309,20 @@ class GroupNormalizationTest(test_util.TestCase):
             group_norm(tf.ones((2, 4, 6)), None, None, groups=4)
         with self.assertRaisesRegex(ValueError, "rank >= 2"):
             group_norm(tf.ones((6,)), None, None, groups=2)
+
+
+class GroupNormBenchmarkTest(_script_runner.ScriptTestCase):
+    def test_quick_run_times_every_variant(self):
+        out = self.run_script("benchmark_group_norm")
+        results = self.load_results(out, "group_norm")
+        self.assertTrue(results["settings"]["quick"])
+        (times,) = results["times_us"].values()
+        self.assertEqual(
+            set(_script_runner.script("benchmark_group_norm").VARIANTS),
+            set(times),
+        )
+        for variant_times in times.values():
+            self.assertGreater(min(variant_times), 0)
 
 
 if __name__ == "__main__":

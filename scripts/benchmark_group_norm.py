@@ -1,0 +1,172 @@
+"""GroupNorm differentiated inside a `tf.while_loop`: Keras' layer, and
+tfnode's with its passes run as TensorFlow operations or compiled by XLA.
+
+Each loop iteration normalises a `(batch, size, size, C)` state, takes the
+VJP with respect to the state, `gamma` and `beta`, and steps the state with
+it: the work a solve does per GroupNorm per evaluation when it is
+differentiated. The loop runs in graph mode (the graph itself is not
+compiled). Per shape, the variants alternate over `--rounds` rounds; the
+table gives the median time per iteration (microseconds) and the ratio to
+tfnode's compiled passes.
+
+    python scripts/benchmark_group_norm.py
+    python scripts/benchmark_group_norm.py --quick       # seconds
+
+writes `group_norm.md` and `group_norm.json` to `--output_dir`
+(`docs/benchmarks`). The default shapes are the conv problem's
+(32 x 16 x 16 x 32, 8 groups) and the blog MNIST ODENet's (16 x 26 x 26 x
+6, 6 groups).
+"""
+
+import functools
+import os
+import statistics
+import sys
+import time
+
+from absl import flags as absl_flags
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# tfnode first: TensorFlow then loads with oneDNN (`tfnode._onednn`).
+import tfnode  # noqa: E402, F401
+
+# isort: split
+import _reproduce  # noqa: E402
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfnode.layers.group_norm import group_norm  # noqa: E402
+
+FLAGS = absl_flags.FlagValues()
+define = _reproduce.flag_definer(FLAGS)
+_reproduce.define_common_flags(FLAGS, output_dir="docs/benchmarks")
+define(
+    "list",
+    "shapes",
+    ["32x16x16x32:8", "16x26x26x6:6"],
+    "BATCHxHxWxC:GROUPS per shape.",
+)
+define("integer", "iterations", 50, "Loop iterations per call.")
+define("integer", "rounds", 7, "Timed calls per variant.")
+define("integer", "threads", 2, "Intra/inter-op threads.")
+
+
+def _tfnode_norm(jit_compile):
+    def norm(layer, x):
+        return group_norm(
+            x,
+            layer.gamma,
+            layer.beta,
+            layer.groups,
+            layer.epsilon,
+            jit_compile=jit_compile,
+        )
+
+    return norm
+
+
+# variant: normalisation `norm(keras_layer, x)` with the layer's weights
+VARIANTS = {
+    "keras": lambda layer, x: layer(x),
+    "tfnode_ops": _tfnode_norm(jit_compile=False),
+    "tfnode": _tfnode_norm(jit_compile=True),
+}
+_BASELINES = [v for v in VARIANTS if v != "tfnode"]
+_SIZES = "shapes iterations rounds"
+_QUICK = {"shapes": ["2x4x4x4:2"], "iterations": 2, "rounds": 1}
+
+
+def parse_shape(text):
+    """`"BxHxWxC:G"` -> `((B, H, W, C), G)`."""
+    dims, groups = text.split(":")
+    return tuple(int(d) for d in dims.split("x")), int(groups)
+
+
+def looped_vjp(norm, iterations):
+    """A graph-mode `tf.function`: `iterations` VJPs of `norm(y)` in a
+    while loop."""
+
+    def body(i, y, weight_grad):
+        with tf.GradientTape() as tape:
+            tape.watch(y)
+            out = norm(y)
+        dy, dgamma, dbeta = tape.gradient(
+            out, [y, *norm.weights], output_gradients=y
+        )
+        return i + 1, y + 1e-3 * (dy + out), weight_grad + dgamma + dbeta
+
+    @tf.function
+    def run(y):
+        start = (0, y, tf.zeros(y.shape[-1:]))
+        return tf.while_loop(
+            lambda i, y, g: i < iterations,
+            body,
+            start,
+            maximum_iterations=iterations,
+        )[1:]
+
+    return run
+
+
+def time_shape(shape, groups, iterations, rounds):
+    """`{variant: [microseconds per iteration per round]}` for a shape."""
+    y0 = tf.random.stateless_normal(shape, [0, shape[-1]])
+    layer = keras.layers.GroupNormalization(groups)
+    layer.build(shape)
+    runs = {}
+    for variant, norm in VARIANTS.items():
+        bound = functools.partial(norm, layer)
+        bound.weights = [layer.gamma, layer.beta]
+        runs[variant] = looped_vjp(bound, iterations)
+        runs[variant](y0)  # trace and compile
+    times = {variant: [] for variant in runs}
+    for _ in range(rounds):
+        for variant, run in runs.items():
+            start = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy(), run(y0))
+            elapsed = time.perf_counter() - start
+            times[variant].append(elapsed / iterations * 1e6)
+    return times
+
+
+def table(results):
+    rows = []
+    for shape, times in results.items():
+        medians = {v: statistics.median(t) for v, t in times.items()}
+        rows.append(
+            [shape]
+            + [f"{medians[v]:.0f}" for v in VARIANTS]
+            + [f"{medians[v] / medians['tfnode']:.2f}" for v in _BASELINES]
+        )
+    header = (
+        ["shape:groups"]
+        + [f"{v} us" for v in VARIANTS]
+        + [f"{v} / tfnode" for v in _BASELINES]
+    )
+    return _reproduce.markdown_table(header, rows)
+
+
+def main(argv):
+    _reproduce.parse_flags(FLAGS, argv)
+    if not FLAGS.quick:  # --quick runs in the tests' process, TF started
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    settings = _reproduce.settings(FLAGS, _SIZES + " threads", _QUICK)
+    shapes, *sizes = (getattr(settings, name) for name in _SIZES.split())
+    start = time.perf_counter()
+    times = {text: time_shape(*parse_shape(text), *sizes) for text in shapes}
+    results = {
+        "settings": vars(settings),
+        "times_us": times,
+        "seconds": time.perf_counter() - start,
+    }
+    _reproduce.write_results(
+        FLAGS.output_dir, "group_norm", results, table(times)
+    )
+    print(table(times))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
