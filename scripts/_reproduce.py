@@ -140,6 +140,69 @@ def publish(output_dir, name, results, markdown, figures):
     print(f"\nTotal {results['seconds']:.0f}s; {label} {', '.join(figures)}")
 
 
+def alternate_timings(calls, rounds, units_per_call=1):
+    """Times `calls` (`{variant: call}`, each a function of no arguments
+    that returns once its work is done) in turn, `rounds` times, so that
+    every variant sees the same machine state.
+
+    Returns:
+        `{variant: [microseconds per unit of work, one per round]}`.
+    """
+    times = {variant: [] for variant in calls}
+    for _ in range(rounds):
+        for variant, call in calls.items():
+            start = time.perf_counter()
+            call()
+            elapsed = time.perf_counter() - start
+            times[variant].append(elapsed / units_per_call * 1e6)
+    return times
+
+
+def time_functions(functions, args, rounds, units_per_call=1):
+    """`alternate_timings` of `function(*args)` for each of `functions`
+    (`{variant: function}`), every call waiting for its results (TensorFlow
+    may return before the work is done)."""
+    import tensorflow as tf
+
+    def call(function):
+        return lambda: tf.nest.map_structure(np.asarray, function(*args))
+
+    calls = {variant: call(f) for variant, f in functions.items()}
+    return alternate_timings(calls, rounds, units_per_call)
+
+
+def run_loop_benchmark(flag_values, name, sizes, quick, time_case, table):
+    """The `main` of a benchmark timing variants case by case.
+
+    Sets TensorFlow's threads to `--threads` (not under `--quick`, which
+    runs in the tests' process, TensorFlow started), reads the settings
+    `sizes` (names; the first lists the cases) and `threads`, times
+    `time_case(case, *other sizes)` for each case, then writes and prints
+    `table(times)` as `<name>.md` (and every number as `<name>.json`).
+
+    Returns:
+        0, the exit code.
+    """
+    import tensorflow as tf
+
+    if not flag_values.quick:
+        threads = flag_values.threads
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    run = settings(flag_values, " ".join([*sizes, "threads"]), quick)
+    cases, *other = (getattr(run, size) for size in sizes)
+    start = time.perf_counter()
+    times = {case: time_case(case, *other) for case in cases}
+    results = {
+        "settings": vars(run),
+        "times_us": times,
+        "seconds": time.perf_counter() - start,
+    }
+    write_results(flag_values.output_dir, name, results, table(times))
+    print(table(times))
+    return 0
+
+
 def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()

@@ -24,7 +24,6 @@ area x input channels) in loops on CPU.
 import os
 import statistics
 import sys
-import time
 
 from absl import flags as absl_flags
 
@@ -99,14 +98,7 @@ def time_channels(channels, batch, size, iterations, rounds):
         layer.build(shape)
         runs[variant] = looped_vjp(layer, iterations, jit_compile)
         runs[variant](y0)  # trace and compile
-    times = {variant: [] for variant in runs}
-    for _ in range(rounds):
-        for variant, run in runs.items():
-            start = time.perf_counter()
-            tf.nest.map_structure(lambda t: t.numpy(), run(y0))
-            elapsed = time.perf_counter() - start
-            times[variant].append(elapsed / iterations * 1e6)
-    return times
+    return _reproduce.time_functions(runs, [y0], rounds, iterations)
 
 
 def table(results):
@@ -129,23 +121,14 @@ def table(results):
 
 def main(argv):
     _reproduce.parse_flags(FLAGS, argv)
-    if not FLAGS.quick:  # --quick runs in the tests' process, TF started
-        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-    settings = _reproduce.settings(FLAGS, _SIZES + " threads", _QUICK)
-    channels, *sizes = (getattr(settings, name) for name in _SIZES.split())
-    start = time.perf_counter()
-    times = {c: time_channels(int(c), *sizes) for c in channels}
-    results = {
-        "settings": vars(settings),
-        "times_us": times,
-        "seconds": time.perf_counter() - start,
-    }
-    _reproduce.write_results(
-        FLAGS.output_dir, "conv_patches", results, table(times)
+    return _reproduce.run_loop_benchmark(
+        FLAGS,
+        "conv_patches",
+        _SIZES.split(),
+        _QUICK,
+        lambda c, *sizes: time_channels(int(c), *sizes),
+        table,
     )
-    print(table(times))
-    return 0
 
 
 if __name__ == "__main__":
