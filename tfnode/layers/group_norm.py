@@ -24,7 +24,7 @@ between the two unchanged. It differs only in how the work is laid out:
   computed from the per-`(sample, channel)` sums of `dy` and `dy * x`: two
   reductions and four elementwise operations on full-size tensors, where
   autodiff through the forward operations takes about a dozen. It keeps
-  only the input and the `(batch, groups)` statistics for the backward pass.
+  only the input and the per-group statistics for the backward pass.
 - Each pass (the forward, and the gradient) is one function compiled by XLA,
   which fuses its dozen elementwise operations and reductions into a few
   loops over the tensor; in graph mode TensorFlow would run each as its own
@@ -70,24 +70,30 @@ def _group_sum(per_channel, groups):
     )
 
 
+def _group_size(rows, groups):
+    """The number of values in a group of `rows` `(batch, positions,
+    channels)`, in their dtype."""
+    return tf.cast(tf.shape(rows)[1] * (rows.shape[-1] // groups), rows.dtype)
+
+
 def _statistics(rows, epsilon, groups):
-    """`(mean, rstd, count)` of `rows` `(batch, positions, channels)`:
-    each group's mean and `1 / sqrt(var + epsilon)` on its channels,
-    `(batch, 1, channels)`, and the number of values per group."""
-    count = tf.cast(tf.shape(rows)[1] * (rows.shape[-1] // groups), rows.dtype)
+    """`(mean, rstd)` of `rows` `(batch, positions, channels)`: each
+    group's mean and `1 / sqrt(var + epsilon)` on its channels,
+    `(batch, 1, channels)`."""
+    count = _group_size(rows, groups)
     total = _group_sum(tf.reduce_sum(rows, 1, keepdims=True), groups)
     mean = total / count
     squares = tf.reduce_sum(
         tf.math.squared_difference(rows, mean), 1, keepdims=True
     )
     rstd = tf.math.rsqrt(_group_sum(squares, groups) / count + epsilon)
-    return mean, rstd, count
+    return mean, rstd
 
 
 def _forward_pass(rows, gamma, beta, epsilon, groups):
     """`(y, mean, rstd)`: the group norm of `rows` `(batch, positions,
     channels)` and its statistics (`_statistics`)."""
-    mean, rstd, _ = _statistics(rows, epsilon, groups)
+    mean, rstd = _statistics(rows, epsilon, groups)
     scale = rstd * gamma
     return rows * scale + (beta - mean * scale), mean, rstd
 
@@ -95,7 +101,7 @@ def _forward_pass(rows, gamma, beta, epsilon, groups):
 def _backward_pass(dy, rows, gamma, mean, rstd, groups):
     """`(dx, dgamma, dbeta)` of `_forward_pass`, in closed form (module
     docstring), from its statistics `mean` and `rstd`."""
-    count = tf.cast(tf.shape(rows)[1] * (rows.shape[-1] // groups), rows.dtype)
+    count = _group_size(rows, groups)
     sum_dy = tf.reduce_sum(dy, 1, keepdims=True)
     sum_dy_x = tf.reduce_sum(dy * rows, 1, keepdims=True)
     # sum of dy * (x - mean) per (sample, channel).
