@@ -140,35 +140,25 @@ def publish(output_dir, name, results, markdown, figures):
     print(f"\nTotal {results['seconds']:.0f}s; {label} {', '.join(figures)}")
 
 
-def alternate_timings(calls, rounds, units_per_call=1):
-    """Times `calls` (`{variant: call}`, each a function of no arguments
-    that returns once its work is done) in turn, `rounds` times, so that
-    every variant sees the same machine state.
+def time_functions(functions, args, rounds, units_per_call=1):
+    """Times `function(*args)` for each of `functions` (`{variant:
+    function}`) in turn, `rounds` times, so that every variant sees the
+    same machine state; each call waits for its results (TensorFlow may
+    return before the work is done).
 
     Returns:
         `{variant: [microseconds per unit of work, one per round]}`.
     """
-    times = {variant: [] for variant in calls}
+    import tensorflow as tf
+
+    times = {variant: [] for variant in functions}
     for _ in range(rounds):
-        for variant, call in calls.items():
+        for variant, function in functions.items():
             start = time.perf_counter()
-            call()
+            tf.nest.map_structure(np.asarray, function(*args))
             elapsed = time.perf_counter() - start
             times[variant].append(elapsed / units_per_call * 1e6)
     return times
-
-
-def time_functions(functions, args, rounds, units_per_call=1):
-    """`alternate_timings` of `function(*args)` for each of `functions`
-    (`{variant: function}`), every call waiting for its results (TensorFlow
-    may return before the work is done)."""
-    import tensorflow as tf
-
-    def call(function):
-        return lambda: tf.nest.map_structure(np.asarray, function(*args))
-
-    calls = {variant: call(f) for variant, f in functions.items()}
-    return alternate_timings(calls, rounds, units_per_call)
 
 
 def run_loop_benchmark(flag_values, name, sizes, quick, time_case, table):

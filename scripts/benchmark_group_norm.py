@@ -82,16 +82,16 @@ def parse_shape(text):
     return tuple(int(d) for d in dims.split("x")), int(groups)
 
 
-def looped_vjp(norm, iterations):
-    """A graph-mode `tf.function`: `iterations` VJPs of `norm(y)` in a
-    while loop."""
+def looped_vjp(norm, weights, iterations):
+    """A graph-mode `tf.function`: `iterations` VJPs of `norm(y)` with
+    respect to `y` and `weights` (`[gamma, beta]`) in a while loop."""
 
     def body(i, y, weight_grad):
         with tf.GradientTape() as tape:
             tape.watch(y)
             out = norm(y)
         dy, dgamma, dbeta = tape.gradient(
-            out, [y, *norm.weights], output_gradients=y
+            out, [y, *weights], output_gradients=y
         )
         return i + 1, y + 1e-3 * (dy + out), weight_grad + dgamma + dbeta
 
@@ -115,9 +115,11 @@ def time_shape(shape, groups, iterations, rounds):
     layer.build(shape)
     runs = {}
     for variant, norm in VARIANTS.items():
-        bound = functools.partial(norm, layer)
-        bound.weights = [layer.gamma, layer.beta]
-        runs[variant] = looped_vjp(bound, iterations)
+        runs[variant] = looped_vjp(
+            functools.partial(norm, layer),
+            [layer.gamma, layer.beta],
+            iterations,
+        )
         runs[variant](y0)  # trace and compile
     return _reproduce.time_functions(runs, [y0], rounds, iterations)
 

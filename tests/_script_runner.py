@@ -53,3 +53,14 @@ class ScriptTestCase(tf.test.TestCase):
             self.assertIn("|---", f.read())
         with open(os.path.join(out, f"{name}.json")) as f:
             return json.load(f)
+
+    def assert_quick_run_times_every_variant(self, name, results_name):
+        """Runs the loop benchmark `name` with `--quick` and checks that
+        `<results_name>.json` has a positive time for each of its
+        `VARIANTS` in its one case."""
+        results = self.load_results(self.run_script(name), results_name)
+        self.assertTrue(results["settings"]["quick"])
+        (times,) = results["times_us"].values()
+        self.assertEqual(set(script(name).VARIANTS), set(times))
+        for variant_times in times.values():
+            self.assertGreater(min(variant_times), 0)
