@@ -41,10 +41,21 @@ threads (`--threads`).
 
 writes `docs/benchmarks/peers.md` (the table) and `peers.json` (every
 measurement). `--configs` picks configurations.
+
+    python scripts/benchmark_peers.py --onednn_primitives --configs=conv
+
+times nothing: it runs each configuration once per framework with
+`ONEDNN_VERBOSE=1` and writes `docs/benchmarks/peers_onednn.md`, the oneDNN
+primitives (convolutions, their gradients, layout reorders) a step executes:
+calls, median time per call and total per step, with the memory layout each
+ran on. It shows how much of a step is the same convolution kernels in both
+frameworks, and where they differ.
 """
 
+import collections
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -132,6 +143,13 @@ def define_flags():
         "Run PyTorch with OMP_WAIT_POLICY=PASSIVE: on a shared, loaded "
         "machine its spinning OpenMP threads otherwise slow it down "
         "several times (on a quiet one it changes little).",
+    )
+    absl_flags.DEFINE_boolean(
+        "onednn_primitives",
+        False,
+        "Time nothing; tabulate the oneDNN primitives each configuration's "
+        "steps execute, per framework (ONEDNN_VERBOSE=1), in "
+        "OUTPUT_onednn.md.",
     )
     absl_flags.DEFINE_string("child", None, "Internal: FRAMEWORK:CONFIG.")
 
@@ -452,7 +470,10 @@ def _tfnode_run(config, steps, warmup):
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    # Listing primitives: one at a time, so that each one's time is its own
+    # (with more inter-op threads, a convolution's two gradients overlap).
+    inter_op = 1 if FLAGS.onednn_primitives else FLAGS.threads
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
     step, counter = _tfnode_step(config, steps, warmup)
 
     class _Nfe:  # `_time_steps`' counter interface over an NFECounter
@@ -586,6 +607,109 @@ def _run_e2e(framework):
     }
 
 
+# --- oneDNN primitives --------------------------------------------------------
+
+
+def onednn_primitives(verbose_output, steps):
+    """The oneDNN primitives a run under `ONEDNN_VERBOSE=1` executed.
+
+    Args:
+        verbose_output: The run's standard output.
+        steps: The number of steps it ran (warm-up included).
+
+    Returns:
+        `{(kind, propagation, implementation, source layout): (calls per
+        step, median milliseconds per call, milliseconds per step)}`, from
+        its `exec` lines (oneDNN times each execution itself); per step is
+        calls times the median, which the first step's one-off costs
+        (creating primitives, cold caches) do not skew.
+    """
+    times = collections.defaultdict(list)
+    for line in verbose_output.splitlines():
+        fields = line.split(",")
+        if fields[0] != "onednn_verbose" or "exec" not in fields:
+            continue
+        at = fields.index("exec")
+        kind, implementation, propagation, memory = fields[at + 2 : at + 6]
+        layout = re.search(r"src:[^ ]*:blocked:(\w+)", memory)
+        key = (
+            kind,
+            propagation,
+            implementation or "-",
+            layout[1] if layout else "-",
+        )
+        times[key].append(float(fields[-1]))
+    summary = {}
+    for key, ms in times.items():
+        calls, median = len(ms) / steps, statistics.median(ms)
+        summary[key] = (calls, median, calls * median)
+    return summary
+
+
+def _primitive_rows(config):
+    """Markdown rows of `config`'s primitives, per framework, each
+    framework's slowest first and its total last."""
+    steps, warmup, _ = CONFIGS[config]
+    rows = []
+    for framework in FRAMEWORKS:
+        command = [
+            sys.executable,
+            os.path.abspath(__file__),
+            f"--child={framework}:{config}",
+            f"--threads={FLAGS.threads}",
+            "--onednn_primitives",
+        ]
+        proc, _, _ = _spawn(command, framework)
+        if proc.returncode:
+            raise RuntimeError(
+                f"{framework}:{config} failed:\n{proc.stderr[-3000:]}"
+            )
+        primitives = onednn_primitives(proc.stdout, steps + warmup)
+        if not primitives:
+            rows.append(f"| {config} | {framework} | none | | | | | | |")
+            continue
+        for key, (calls, per_call, per_step) in sorted(
+            primitives.items(), key=lambda item: -item[1][2]
+        ):
+            rows.append(
+                f"| {config} | {framework} | {' | '.join(map(str, key))} | "
+                f"{calls:.0f} | {1e3 * per_call:.0f} | {per_step:.1f} |"
+            )
+        total = sum(per_step for _, _, per_step in primitives.values())
+        rows.append(
+            f"| {config} | {framework} | **all** | | | | | | **{total:.1f}** |"
+        )
+    return rows
+
+
+def _write_primitives():
+    header = (
+        "| config | framework | primitive | propagation | implementation "
+        "| source layout | calls / step | us / call (median) | ms / step |\n"
+        "|---|---|---|---|---|---|---|---|---|"
+    )
+    rows = [row for name in FLAGS.configs for row in _primitive_rows(name)]
+    command = "python scripts/benchmark_peers.py " + " ".join(sys.argv[1:])
+    text = (
+        "# oneDNN primitives per step, tfnode vs torchdiffeq\n\n"
+        f"`{command.strip()}`: one process per framework and "
+        "configuration under `ONEDNN_VERBOSE=1`; every primitive executed "
+        "over the warm-up and timed steps, as oneDNN times it; per step: "
+        "calls per step times the median time per call. "
+        "TensorFlow runs one operation at a time (inter-op threads 1), so "
+        "that each primitive's time is its own. Printing slows the steps "
+        "themselves: compare step times in `peers.md`.\n\n"
+        + header
+        + "\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+    print(text)
+    if FLAGS.output:
+        with open(FLAGS.output + "_onednn.md", "w") as file:
+            file.write(text)
+
+
 # --- Driver ------------------------------------------------------------------
 
 
@@ -611,6 +735,8 @@ def _child_env(framework):
     env = dict(os.environ)
     if framework == "torchdiffeq" and FLAGS.omp_passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
+    if FLAGS.onednn_primitives:
+        env["ONEDNN_VERBOSE"] = "1"
     return env
 
 
@@ -726,6 +852,9 @@ def main(argv):
         raise app.UsageError(
             f"Unknown --configs {unknown}; choose from {list(CONFIGS)}."
         )
+    if FLAGS.onednn_primitives:
+        _write_primitives()
+        return
     header = (
         "| config | what | NFE fwd (torchdiffeq / tfnode) | torchdiffeq ms "
         "| tfnode ms | **torchdiffeq / tfnode** (median) | min - max "

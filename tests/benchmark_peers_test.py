@@ -1,0 +1,98 @@
+"""`scripts/benchmark_peers.py`'s oneDNN primitive listing, without PyTorch
+(the peers are an optional extra): its parser, and tfnode's conv step run
+as the benchmark runs it under `ONEDNN_VERBOSE=1`."""
+
+import os
+import subprocess
+import sys
+
+import tensorflow as tf
+
+from tests import _script_runner
+from tfnode import _onednn
+
+_WEIGHTS = (
+    "onednn_verbose,v1,primitive,exec,cpu,convolution,jit:avx2,"
+    "backward_weights,src:f32::blocked:acdb::f0 wei:f32:a:blocked:ABcd8b8a::f0"
+    " bia:f32::blocked:a::f0 dst:f32::blocked:acdb::f0,,"
+    "alg:convolution_direct,mb32_ic32oc32_ih16oh16kh3sh1dh0ph1_iw16ow16kw3sw1"
+    "dw0pw1,{ms}"
+)
+_TORCH_FORWARD = (
+    "onednn_verbose,v1,primitive,exec,cpu,convolution,jit:avx2,"
+    "forward_training,src:f32:a:blocked:aBcd8b::f0 wei:f32:a:blocked:ABcd8b8a"
+    "::f0 bia:f32:a:blocked:a::f0 dst:f32:a:blocked:aBcd8b::f0,"
+    "attr-scratchpad:user,alg:convolution_direct,mb32_ic32oc32_ih16oh16kh3sh1"
+    "dh0ph1_iw16ow16kw3sw1dw0pw1,1.5"
+)
+_NOT_EXECUTIONS = [
+    "onednn_verbose,v1,info,oneDNN v3.12.0 (commit 80afa71)",
+    "onednn_verbose,v1,primitive,info,template:operation,engine,primitive,"
+    "implementation,prop_kind,memory_descriptors,attributes,auxiliary,"
+    "problem_desc,exec_time",
+    "onednn_verbose,v1,primitive,create:cache_miss,cpu,convolution,jit:avx2,"
+    "forward_training,src:f32::blocked:acdb::f0,,,mb32,9.0",
+    'RESULT{"wall": [0.5]}',
+]
+
+
+class OnednnPrimitivesTest(tf.test.TestCase):
+    def test_counts_and_times_executions_per_step(self):
+        peers = _script_runner.script("benchmark_peers")
+        output = "\n".join(
+            _NOT_EXECUTIONS
+            + [_WEIGHTS.format(ms=ms) for ms in (9.0, 1.0, 1.2, 1.1)]
+            + [_TORCH_FORWARD] * 2
+        )
+        primitives = peers.onednn_primitives(output, steps=2)
+        weights = ("convolution", "backward_weights", "jit:avx2", "acdb")
+        forward = ("convolution", "forward_training", "jit:avx2", "aBcd8b")
+        self.assertEqual(set(primitives), {weights, forward})
+        calls, median, per_step = primitives[weights]
+        # Four calls over two steps; the slow first call moves the median
+        # only to the middle of the other three.
+        self.assertEqual(calls, 2)
+        self.assertAllClose(median, 1.15)
+        self.assertAllClose(per_step, 2.3)
+        self.assertAllClose(primitives[forward], (1, 1.5, 1.5))
+
+    def test_tfnode_conv_step_runs_two_convolutions_per_evaluation(self):
+        if not _onednn.enabled():
+            self.skipTest("TensorFlow runs without its oneDNN kernels here.")
+        peers = _script_runner.script("benchmark_peers")
+        steps, warmup, _ = peers.CONFIGS["conv"]
+        env = dict(os.environ, ONEDNN_VERBOSE="1")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                peers.__file__,
+                "--child=tfnode:conv",
+                "--onednn_primitives",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=600,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        primitives = peers.onednn_primitives(proc.stdout, steps + warmup)
+        convolutions = {
+            key[1]: calls
+            for key, (calls, _, _) in primitives.items()
+            if key[0] == "convolution"
+        }
+        # rk4 x 16 steps: 64 evaluations of a field with two convolutions,
+        # each differentiated for its input and its kernel.
+        self.assertEqual(
+            convolutions,
+            {
+                "forward_training": 128,
+                "backward_data": 128,
+                "backward_weights": 128,
+            },
+        )
+
+
+if __name__ == "__main__":
+    tf.test.main()
