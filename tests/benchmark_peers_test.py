@@ -1,6 +1,6 @@
 """`scripts/benchmark_peers.py`'s oneDNN primitive listing, without PyTorch
-(the peers are an optional extra): its parser, and tfnode's conv step run
-as the benchmark runs it under `ONEDNN_VERBOSE=1`."""
+(the peers are an optional extra): its parser, and tfnode's ANODE-block
+step run as the benchmark runs it under `ONEDNN_VERBOSE=1`."""
 
 import os
 import subprocess
@@ -56,17 +56,17 @@ class OnednnPrimitivesTest(tf.test.TestCase):
         self.assertAllClose(per_step, 2.3)
         self.assertAllClose(primitives[forward], (1, 1.5, 1.5))
 
-    def test_tfnode_conv_step_runs_two_convolutions_per_evaluation(self):
+    def test_anode_block_step_recomputes_its_forward_convolutions(self):
         if not _onednn.enabled():
             self.skipTest("TensorFlow runs without its oneDNN kernels here.")
         peers = _script_runner.script("benchmark_peers")
-        steps, warmup, _ = peers.CONFIGS["conv"]
+        steps, warmup, _ = peers.CONFIGS["anode_block"]
         env = dict(os.environ, ONEDNN_VERBOSE="1")
         proc = subprocess.run(
             [
                 sys.executable,
                 peers.__file__,
-                "--child=tfnode:conv",
+                "--child=tfnode:anode_block",
                 "--onednn_primitives",
             ],
             capture_output=True,
@@ -82,14 +82,15 @@ class OnednnPrimitivesTest(tf.test.TestCase):
             for key, (calls, _, _) in primitives.items()
             if key[0] == "convolution"
         }
-        # rk4 x 16 steps: 64 evaluations of a field with two convolutions,
-        # each differentiated for its input and its kernel.
+        # Two Euler steps of a field with two convolutions: 4 in the solve,
+        # 4 more where `anode` recomputes each step in the backward pass,
+        # and each of those 4 differentiated for its input and its kernel.
         self.assertEqual(
             convolutions,
             {
-                "forward_training": 128,
-                "backward_data": 128,
-                "backward_weights": 128,
+                "forward_training": 8,
+                "backward_data": 4,
+                "backward_weights": 4,
             },
         )
 
