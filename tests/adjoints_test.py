@@ -299,6 +299,9 @@ class FiniteDifferenceTest(test_util.TestCase):
 
         y0 = tf.constant([[0.5, -0.3]], tf.float64)
         k = tf.constant(1.3, tf.float64)
+        if kwargs.get("steps", 0) > 100:
+            # Traced once, not run eagerly step by step for every difference.
+            solve = tf.function(solve)
         theoretical, numerical = tf.test.compute_gradient(
             solve, [y0, k], delta=1e-5
         )
