@@ -10,6 +10,7 @@ figures, drawn with Matplotlib's object API on an Agg canvas.
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -159,6 +160,45 @@ def time_functions(functions, args, rounds, units_per_call=1):
             elapsed = time.perf_counter() - start
             times[variant].append(elapsed / units_per_call * 1e6)
     return times
+
+
+def while_loop_function(body, start, iterations, jit_compile=None):
+    """A `tf.function` `run(y)`: `body(i, *state)` `iterations` times in a
+    `tf.while_loop` from `(0, *start(y))`; returns the final state."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=jit_compile)
+    def run(y):
+        return tf.while_loop(
+            lambda i, *state: i < iterations,
+            body,
+            (0, *start(y)),
+            maximum_iterations=iterations,
+        )[1:]
+
+    return run
+
+
+def ratio_table(times, label_header, label, reference):
+    """A Markdown table of `run_loop_benchmark`'s `times` (`{case:
+    {variant: [microseconds]}}`): per case, the cells `label(case)` (headed
+    `label_header`), each variant's median, and each other variant's median
+    over the `reference` variant's."""
+    rows = []
+    for case, by_variant in times.items():
+        medians = {v: statistics.median(t) for v, t in by_variant.items()}
+        others = [v for v in medians if v != reference]
+        rows.append(
+            label(case)
+            + [f"{median:.0f}" for median in medians.values()]
+            + [f"{medians[v] / medians[reference]:.2f}" for v in others]
+        )
+    header = (
+        label_header
+        + [f"{v} us" for v in medians]
+        + [f"{v} / {reference}" for v in others]
+    )
+    return markdown_table(header, rows)
 
 
 def run_loop_benchmark(flag_values, name, sizes, quick, time_case, table):

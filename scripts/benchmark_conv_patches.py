@@ -22,7 +22,6 @@ area x input channels) in loops on CPU.
 """
 
 import os
-import statistics
 import sys
 
 from absl import flags as absl_flags
@@ -74,17 +73,12 @@ def looped_vjp(layer, iterations, jit_compile):
         )
         return i + 1, y + 1e-3 * dy, kernel_grad + dkernel
 
-    @tf.function(jit_compile=jit_compile)
-    def run(y):
-        start = (0, y, tf.zeros_like(layer.kernel))
-        return tf.while_loop(
-            lambda i, y, g: i < iterations,
-            body,
-            start,
-            maximum_iterations=iterations,
-        )[1:]
-
-    return run
+    return _reproduce.while_loop_function(
+        body,
+        lambda y: (y, tf.zeros_like(layer.kernel)),
+        iterations,
+        jit_compile,
+    )
 
 
 def time_channels(channels, batch, size, iterations, rounds):
@@ -102,21 +96,12 @@ def time_channels(channels, batch, size, iterations, rounds):
 
 
 def table(results):
-    rows = []
-    for channels, times in results.items():
-        medians = {v: statistics.median(t) for v, t in times.items()}
-        graph = medians["graph"]
-        rows.append(
-            [str(channels), str(9 * int(channels))]
-            + [f"{medians[v]:.0f}" for v in VARIANTS]
-            + [f"{medians[v] / graph:.2f}" for v in VARIANTS if v != "graph"]
-        )
-    header = (
-        ["C", "patch width"]
-        + [f"{v} us" for v in VARIANTS]
-        + [f"{v} / graph" for v in VARIANTS if v != "graph"]
+    return _reproduce.ratio_table(
+        results,
+        ["C", "patch width"],
+        lambda channels: [str(channels), str(9 * int(channels))],
+        "graph",
     )
-    return _reproduce.markdown_table(header, rows)
 
 
 def main(argv):

@@ -20,7 +20,6 @@ writes `group_norm.md` and `group_norm.json` to `--output_dir`
 
 import functools
 import os
-import statistics
 import sys
 
 from absl import flags as absl_flags
@@ -71,7 +70,6 @@ VARIANTS = {
     "tfnode_ops": _tfnode_norm(jit_compile=False),
     "tfnode": _tfnode_norm(jit_compile=True),
 }
-_BASELINES = [v for v in VARIANTS if v != "tfnode"]
 _SIZES = "shapes iterations rounds"
 _QUICK = {"shapes": ["2x4x4x4:2"], "iterations": 2, "rounds": 1}
 
@@ -95,17 +93,9 @@ def looped_vjp(norm, weights, iterations):
         )
         return i + 1, y + 1e-3 * (dy + out), weight_grad + dgamma + dbeta
 
-    @tf.function
-    def run(y):
-        start = (0, y, tf.zeros(y.shape[-1:]))
-        return tf.while_loop(
-            lambda i, y, g: i < iterations,
-            body,
-            start,
-            maximum_iterations=iterations,
-        )[1:]
-
-    return run
+    return _reproduce.while_loop_function(
+        body, lambda y: (y, tf.zeros(y.shape[-1:])), iterations
+    )
 
 
 def time_shape(shape, groups, iterations, rounds):
@@ -125,20 +115,9 @@ def time_shape(shape, groups, iterations, rounds):
 
 
 def table(results):
-    rows = []
-    for shape, times in results.items():
-        medians = {v: statistics.median(t) for v, t in times.items()}
-        rows.append(
-            [shape]
-            + [f"{medians[v]:.0f}" for v in VARIANTS]
-            + [f"{medians[v] / medians['tfnode']:.2f}" for v in _BASELINES]
-        )
-    header = (
-        ["shape:groups"]
-        + [f"{v} us" for v in VARIANTS]
-        + [f"{v} / tfnode" for v in _BASELINES]
+    return _reproduce.ratio_table(
+        results, ["shape:groups"], lambda shape: [shape], "tfnode"
     )
-    return _reproduce.markdown_table(header, rows)
 
 
 def main(argv):

@@ -652,18 +652,7 @@ def _primitive_rows(config):
     steps, warmup, _ = CONFIGS[config]
     rows = []
     for framework in FRAMEWORKS:
-        command = [
-            sys.executable,
-            os.path.abspath(__file__),
-            f"--child={framework}:{config}",
-            f"--threads={FLAGS.threads}",
-            "--onednn_primitives",
-        ]
-        proc, _, _ = _spawn(command, framework)
-        if proc.returncode:
-            raise RuntimeError(
-                f"{framework}:{config} failed:\n{proc.stderr[-3000:]}"
-            )
+        proc, _ = _run_child_process(framework, config)
         primitives = onednn_primitives(proc.stdout, steps + warmup)
         if not primitives:
             rows.append(f"| {config} | {framework} | none | | | | | | |")
@@ -740,20 +729,33 @@ def _child_env(framework):
     return env
 
 
-def _measure(framework, config):
+def _run_child_process(framework, config):
+    """Runs `framework`'s `config` in a child process of this script (in
+    this run's mode); returns the finished process and the load average
+    before it started.
+
+    Raises:
+        RuntimeError: with the end of its standard error, if it failed.
+    """
     command = [
         sys.executable,
         os.path.abspath(__file__),
         f"--child={framework}:{config}",
         f"--threads={FLAGS.threads}",
     ]
+    if FLAGS.onednn_primitives:
+        command.append("--onednn_primitives")
     proc, _, load = _spawn(command, framework)
-    try:
-        result = _parse_result(proc.stdout)
-    except ValueError:
+    if proc.returncode:
         raise RuntimeError(
             f"{framework}:{config} failed:\n{proc.stderr[-3000:]}"
-        ) from None
+        )
+    return proc, load
+
+
+def _measure(framework, config):
+    proc, load = _run_child_process(framework, config)
+    result = _parse_result(proc.stdout)
     result["load_before"] = load
     result["load_after"] = os.getloadavg()[0]
     result["median"] = statistics.median(result["wall"])
