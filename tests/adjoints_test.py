@@ -15,8 +15,11 @@ _T = [0.0, 0.4, 1.0]
 
 
 def _fixed_or_adaptive(solver, dtype):
+    """Step settings of the ANODE tests. They compare the gradients of one
+    discrete map, so any grid longer than the checkpoints will do; eager
+    revolve with 2 slots takes time quadratic in its length."""
     if TABLEAUS[solver].adaptive:
-        return {"rtol": 1e-3 if dtype == tf.float32 else 1e-5}
+        return {"rtol": 1e-3 if dtype == tf.float32 else 1e-4}
     return {"steps": 3}
 
 
@@ -121,19 +124,24 @@ class AnodeTest(test_util.TestCase):
         nfe = {}
         for checkpoints in (None, 2, 4, 64):
             counter = tfnode.NFECounter()
-            with tf.GradientTape() as tape:
-                tape.watch(y0)
-                ys = tfnode.odeint(
-                    lambda t, y: field(t, y, tf.constant(1.0, y.dtype)),
-                    y0,
-                    [0.0, 1.0],
-                    solver="euler",
-                    steps=64,
-                    adjoint="anode",
-                    checkpoints=checkpoints,
-                    nfe_counter=counter,
-                )
-            tape.gradient(ys, y0)
+
+            @tf.function  # eagerly, the 2,080 evaluations take 20 s
+            def gradient(checkpoints=checkpoints, counter=counter):
+                with tf.GradientTape() as tape:
+                    tape.watch(y0)
+                    ys = tfnode.odeint(
+                        lambda t, y: field(t, y, tf.constant(1.0, y.dtype)),
+                        y0,
+                        [0.0, 1.0],
+                        solver="euler",
+                        steps=64,
+                        adjoint="anode",
+                        checkpoints=checkpoints,
+                        nfe_counter=counter,
+                    )
+                return tape.gradient(ys, y0)
+
+            gradient()
             nfe[checkpoints] = int(counter.backward_total.numpy())
         # Stored states: each step recomputed once, for its VJP.
         self.assertEqual(nfe[None], 64)
