@@ -121,27 +121,27 @@ class AnodeTest(test_util.TestCase):
 
     def test_checkpointing_recomputes_logarithmically(self):
         field, y0 = _mlp_field(tf.float64)
+
+        @tf.function  # eagerly, the 2,080 evaluations take 20 s
+        def gradient(checkpoints, counter):
+            with tf.GradientTape() as tape:
+                tape.watch(y0)
+                ys = tfnode.odeint(
+                    lambda t, y: field(t, y, tf.constant(1.0, y.dtype)),
+                    y0,
+                    [0.0, 1.0],
+                    solver="euler",
+                    steps=64,
+                    adjoint="anode",
+                    checkpoints=checkpoints,
+                    nfe_counter=counter,
+                )
+            return tape.gradient(ys, y0)
+
         nfe = {}
         for checkpoints in (None, 2, 4, 64):
             counter = tfnode.NFECounter()
-
-            @tf.function  # eagerly, the 2,080 evaluations take 20 s
-            def gradient(checkpoints=checkpoints, counter=counter):
-                with tf.GradientTape() as tape:
-                    tape.watch(y0)
-                    ys = tfnode.odeint(
-                        lambda t, y: field(t, y, tf.constant(1.0, y.dtype)),
-                        y0,
-                        [0.0, 1.0],
-                        solver="euler",
-                        steps=64,
-                        adjoint="anode",
-                        checkpoints=checkpoints,
-                        nfe_counter=counter,
-                    )
-                return tape.gradient(ys, y0)
-
-            gradient()
+            gradient(checkpoints, counter)
             nfe[checkpoints] = int(counter.backward_total.numpy())
         # Stored states: each step recomputed once, for its VJP.
         self.assertEqual(nfe[None], 64)
