@@ -12,6 +12,8 @@ mlp          state 256 x 32, Dense(64, tanh) -> Dense(32); rk4, 16 steps,
              backprop train step (scripts/standard_problems.py)
 conv         state 32 x 16 x 16 x 32, conv3x3-GroupNorm(8)-ReLU-conv3x3-
              GroupNorm(8); rk4, 16 steps, backprop train step
+conv_no_norm the conv problem without its two GroupNorms, in both
+             frameworks: with `conv`, what each one's GroupNorm costs
 blog_step    the MNIST ODENet of 'A Simple Introduction to Neural ODEs':
              dopri5 rtol = atol = 0.1, continuous adjoint (torchdiffeq's
              odeint_adjoint), batch 16 of real digits, SGD 1e-3 momentum 0.9
@@ -80,6 +82,11 @@ CONFIGS = {
         2,
         "conv, rk4 x 16, backprop, train step; tfnode under XLA",
     ),
+    "conv_no_norm": (
+        4,
+        2,
+        "conv without its GroupNorms, rk4 x 16, backprop, train step",
+    ),
     "blog_step": (
         40,
         5,
@@ -113,6 +120,8 @@ FRAMEWORKS = ("torchdiffeq", "tfnode")
 # A configuration ending in this runs tfnode's step under XLA
 # (`jit_compile=True`) and torchdiffeq's as without it.
 _XLA = "_xla"
+# A configuration ending in this leaves the field's GroupNorms out.
+_NO_NORM = "_no_norm"
 _SPIRAL_TIMES = 1000
 _BLOG_BATCH = 16
 
@@ -268,13 +277,17 @@ def _torch_problem(name):
     if name == "mlp":
         net = nn.Sequential(nn.Linear(32, 64), nn.Tanh(), nn.Linear(64, 32))
         shape = (256, 32)
-    elif name == "conv":
+    elif name in ("conv", "conv_no_norm"):
+
+        def norm():
+            return nn.GroupNorm(8, 32) if name == "conv" else nn.Identity()
+
         net = nn.Sequential(
             nn.Conv2d(32, 32, 3, padding=1),
-            nn.GroupNorm(8, 32),
+            norm(),
             nn.ReLU(),
             nn.Conv2d(32, 32, 3, padding=1),
-            nn.GroupNorm(8, 32),
+            norm(),
         )
         shape = (32, 32, 16, 16)
     else:  # anode_block: ANODE's BasicBlock2 (bias-free convs, BN, ReLU)
@@ -435,7 +448,10 @@ def _tfnode_step(config, steps, warmup):
             return field(t, y, training=True)
 
     else:
-        field, y0 = standard_problems.make_problem(config)
+        field, y0 = standard_problems.make_problem(
+            config.removesuffix(_NO_NORM),
+            group_norm="none" if config.endswith(_NO_NORM) else "tfnode",
+        )
         settings = {"solver": "rk4", "steps": 16, "adjoint": "backprop"}
 
         def func(t, y):

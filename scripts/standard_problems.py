@@ -8,8 +8,9 @@ conv  state 32 x 16 x 16 x 32  Conv3x3(32) -> GroupNorm(8) -> ReLU
 
 A training step solves over t in [0, 1], takes loss = mean(y(1)^2),
 differentiates it and applies one SGD update. The conv field's GroupNorm is
-`tfnode.layers.GroupNormalization` (what tfnode's fields use), or Keras'
-with `group_norm="keras"`; its convolutions are `tfnode.layers.Conv2D`
+`tfnode.layers.GroupNormalization` (what tfnode's fields use), Keras' with
+`group_norm="keras"`, or left out with `group_norm="none"` (what the
+normalisation costs); its convolutions are `tfnode.layers.Conv2D`
 (Keras' layer, computed on patches inside XLA loops).
 """
 
@@ -21,9 +22,18 @@ import keras
 import tensorflow as tf
 
 PROBLEMS = ("mlp", "conv")
+
+
+def _no_group_norm(groups):
+    """An identity layer where the conv field's GroupNorm would be."""
+    del groups
+    return keras.layers.Identity()
+
+
 GROUP_NORMS = {
     "tfnode": tfnode.layers.GroupNormalization,
     "keras": keras.layers.GroupNormalization,
+    "none": _no_group_norm,
 }
 
 
@@ -34,7 +44,7 @@ def make_problem(name, seed=0, group_norm="tfnode"):
         name: One of `PROBLEMS`.
         seed: Seed of the weights and the state.
         group_norm: The conv field's GroupNorm layer, `"tfnode"` or
-            `"keras"`.
+            `"keras"`, or `"none"` for none.
     """
     if group_norm not in GROUP_NORMS:
         raise ValueError(

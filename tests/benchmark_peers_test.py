@@ -1,6 +1,7 @@
-"""`scripts/benchmark_peers.py`'s oneDNN primitive listing, without PyTorch
-(the peers are an optional extra): its parser, and tfnode's ANODE-block
-step run as the benchmark runs it under `ONEDNN_VERBOSE=1`."""
+"""`scripts/benchmark_peers.py` without PyTorch (the peers are an optional
+extra): its oneDNN primitive listing (the parser, and tfnode's ANODE-block
+step run as the benchmark runs it under `ONEDNN_VERBOSE=1`), and the conv
+problem without its GroupNorms."""
 
 import os
 import subprocess
@@ -92,6 +93,27 @@ class OnednnPrimitivesTest(tf.test.TestCase):
                 "backward_data": 4,
                 "backward_weights": 4,
             },
+        )
+
+
+class ConvWithoutNormTest(tf.test.TestCase):
+    def test_is_the_conv_field_with_its_group_norms_left_out(self):
+        problems = _script_runner.script("standard_problems")
+        with_norm, y0 = problems.make_problem("conv")
+        without, y0_without = problems.make_problem("conv", group_norm="none")
+        self.assertAllEqual(y0, y0_without)
+        self.assertLen(without.trainable_variables, 4)  # two convs' weights
+        for weight, same in zip(
+            without.trainable_variables,
+            [v for v in with_norm.trainable_variables if "conv" in v.path],
+            strict=True,
+        ):
+            self.assertAllEqual(weight, same)
+        first, second = (
+            layer for layer in with_norm.layers if "conv" in layer.name
+        )
+        self.assertAllClose(
+            without(y0), second(tf.nn.relu(first(y0))), rtol=1e-6, atol=1e-6
         )
 
 
