@@ -277,10 +277,12 @@ def _torch_problem(name):
     if name == "mlp":
         net = nn.Sequential(nn.Linear(32, 64), nn.Tanh(), nn.Linear(64, 32))
         shape = (256, 32)
-    elif name in ("conv", "conv_no_norm"):
+    elif name.removesuffix(_NO_NORM) == "conv":
 
         def norm():
-            return nn.GroupNorm(8, 32) if name == "conv" else nn.Identity()
+            if name.endswith(_NO_NORM):
+                return nn.Identity()
+            return nn.GroupNorm(8, 32)
 
         net = nn.Sequential(
             nn.Conv2d(32, 32, 3, padding=1),

@@ -43,8 +43,8 @@ def make_problem(name, seed=0, group_norm="tfnode"):
     Args:
         name: One of `PROBLEMS`.
         seed: Seed of the weights and the state.
-        group_norm: The conv field's GroupNorm layer, `"tfnode"` or
-            `"keras"`, or `"none"` for none.
+        group_norm: The conv field's GroupNorm layer: `"tfnode"`,
+            `"keras"`, or `"none"` to leave it out.
     """
     if group_norm not in GROUP_NORMS:
         raise ValueError(
