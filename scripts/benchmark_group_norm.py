@@ -1,5 +1,6 @@
 """GroupNorm differentiated inside a `tf.while_loop`: Keras' layer, and
-tfnode's with its passes run as TensorFlow operations or compiled by XLA.
+tfnode's with its passes run as TensorFlow operations, compiled by XLA, or
+as its native C++ kernels.
 
 Each loop iteration normalises a `(batch, size, size, C)` state, takes the
 VJP with respect to the state, `gamma` and `beta`, and steps the state with
@@ -7,7 +8,8 @@ it: the work a solve does per GroupNorm per evaluation when it is
 differentiated. The loop runs in graph mode (the graph itself is not
 compiled). Per shape, the variants alternate over `--rounds` rounds; the
 table gives the median time per iteration (microseconds) and the ratio to
-tfnode's compiled passes.
+tfnode's XLA-compiled passes; `tfnode_native` (the default on CPU) runs
+where the native kernels can be built.
 
     python scripts/benchmark_group_norm.py
     python scripts/benchmark_group_norm.py --quick       # seconds
@@ -34,6 +36,7 @@ import _reproduce  # noqa: E402
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tfnode import native  # noqa: E402
 from tfnode.layers.group_norm import group_norm  # noqa: E402
 
 FLAGS = absl_flags.FlagValues()
@@ -50,7 +53,7 @@ define("integer", "rounds", 7, "Timed calls per variant.")
 define("integer", "threads", 2, "Intra/inter-op threads.")
 
 
-def _tfnode_norm(jit_compile):
+def _tfnode_norm(implementation):
     def norm(layer, x):
         return group_norm(
             x,
@@ -58,7 +61,7 @@ def _tfnode_norm(jit_compile):
             layer.beta,
             layer.groups,
             layer.epsilon,
-            jit_compile=jit_compile,
+            implementation=implementation,
         )
 
     return norm
@@ -67,9 +70,11 @@ def _tfnode_norm(jit_compile):
 # variant: normalisation `norm(keras_layer, x)` with the layer's weights
 VARIANTS = {
     "keras": lambda layer, x: layer(x),
-    "tfnode_ops": _tfnode_norm(jit_compile=False),
-    "tfnode": _tfnode_norm(jit_compile=True),
+    "tfnode_ops": _tfnode_norm("ops"),
+    "tfnode_xla": _tfnode_norm("xla"),
 }
+if native.load("group_norm") is not None:  # where they can be built
+    VARIANTS["tfnode_native"] = _tfnode_norm("native")
 _SIZES = "shapes iterations rounds"
 _QUICK = {"shapes": ["2x4x4x4:2"], "iterations": 2, "rounds": 1}
 
@@ -116,7 +121,7 @@ def time_shape(shape, groups, iterations, rounds):
 
 def table(results):
     return _reproduce.ratio_table(
-        results, ["shape:groups"], lambda shape: [shape], "tfnode"
+        results, ["shape:groups"], lambda shape: [shape], "tfnode_xla"
     )
 
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 import tfnode
 from tests import _script_runner
 from tests import test_util
+from tfnode import native
 from tfnode.layers.group_norm import GroupNormalization
 from tfnode.layers.group_norm import group_norm
 
@@ -142,9 +143,9 @@ class GroupNormalizationTest(test_util.TestCase):
             self.assertAllClose(t, n, atol=1e-6, rtol=1e-6)
 
     @test_util.parameterized.named_parameters(
-        ("compiled", True), ("uncompiled", False)
+        ("compiled", "xla"), ("uncompiled", "ops")
     )
-    def test_second_derivatives_match_finite_differences(self, jit_compile):
+    def test_second_derivatives_match_finite_differences(self, implementation):
         # The gradient is itself differentiable: a Hessian-vector product
         # through the closed-form backward pass, along a direction, against
         # central differences of the gradient. (Keras' layer, checked the
@@ -162,7 +163,7 @@ class GroupNormalizationTest(test_util.TestCase):
                     layer.gamma,
                     layer.beta,
                     groups=2,
-                    jit_compile=jit_compile,
+                    implementation=implementation,
                 )
                 loss = tf.reduce_sum(y * w)
             return tf.reduce_sum(tape.gradient(loss, x) * v)
@@ -189,12 +190,16 @@ class GroupNormalizationTest(test_util.TestCase):
         _, layer = _pair(shape, 4)
         x, w = _inputs(shape)
 
-        def compiled_calls(jit_compile):
+        def compiled_calls(implementation):
             def step():
                 with tf.GradientTape() as tape:
                     tape.watch(x)
                     y = group_norm(
-                        x, layer.gamma, layer.beta, 4, jit_compile=jit_compile
+                        x,
+                        layer.gamma,
+                        layer.beta,
+                        4,
+                        implementation=implementation,
                     )
                     loss = tf.reduce_sum(y * w)
                 return tape.gradient(loss, x)
@@ -206,12 +211,12 @@ class GroupNormalizationTest(test_util.TestCase):
                 if op.node_def.attr["_XlaMustCompile"].b
             ]
 
-        self.assertLen(compiled_calls(True), 2)
-        self.assertEmpty(compiled_calls(False))
+        self.assertLen(compiled_calls("xla"), 2)
+        self.assertEmpty(compiled_calls("ops"))
         # Both ways compute the same.
         a, b = (
-            group_norm(x, layer.gamma, layer.beta, 4, jit_compile=j)
-            for j in (True, False)
+            group_norm(x, layer.gamma, layer.beta, 4, implementation=i)
+            for i in ("xla", "ops")
         )
         self.assertAllCloseRelative(a, b, rtol=2e-6)
 
@@ -309,6 +314,241 @@ class GroupNormalizationTest(test_util.TestCase):
             group_norm(tf.ones((2, 4, 6)), None, None, groups=4)
         with self.assertRaisesRegex(ValueError, "rank >= 2"):
             group_norm(tf.ones((6,)), None, None, groups=2)
+
+
+def _native_norm(layer):
+    """`layer`'s group norm through the native kernels."""
+    return lambda x: group_norm(
+        x,
+        layer.gamma,
+        layer.beta,
+        layer.groups,
+        layer.epsilon,
+        implementation="native",
+    )
+
+
+def _op_types(fn, *args):
+    """The op types of `fn`'s graph and of the functions it calls."""
+    graph_def = (
+        tf.function(fn).get_concrete_function(*args).graph.as_graph_def()
+    )
+    nodes = list(graph_def.node)
+    for function in graph_def.library.function:
+        nodes.extend(function.node_def)
+    return {node.op for node in nodes}
+
+
+class NativeGroupNormTest(test_util.TestCase):
+    """The C++ kernels (`tfnode/native/group_norm.cc`) against Keras'
+    layer, and where `implementation="auto"` uses them."""
+
+    def setUp(self):
+        super().setUp()
+        if native.load("group_norm") is None:
+            self.skipTest("the native kernels cannot be built here")
+
+    @test_util.parameterized.named_parameters(
+        [
+            (f"{case}_{mode}", shape, groups, mode)
+            for case, shape, groups in _CASES
+            for mode in ("eager", "tf_function")
+        ]
+    )
+    def test_output_and_gradients_equal_keras(self, shape, groups, mode):
+        keras_layer, layer = _pair(shape, groups, epsilon=1e-5)
+        x, w = _inputs(shape)
+        norm = _native_norm(layer)
+
+        def value_and_gradients(norm, weights):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(norm(x) * w)
+            return tape.gradient(loss, [x, *weights])
+
+        expected = test_util.run_in_mode(
+            lambda: (
+                keras_layer(x),
+                *value_and_gradients(keras_layer, keras_layer.weights),
+            ),
+            mode,
+        )
+        actual = test_util.run_in_mode(
+            lambda: (norm(x), *value_and_gradients(norm, layer.weights)),
+            mode,
+        )
+        for name, a, e in zip(
+            ("y", "dx", "dgamma", "dbeta"), actual, expected, strict=True
+        ):
+            with self.subTest(name):
+                self.assertAllCloseRelative(a, e, rtol=2e-6)
+
+    def test_gradient_matches_finite_differences(self):
+        # float32 central differences of a smooth scalar: loose, but a
+        # wrong term in the closed form is off by far more.
+        shape = (2, 3, 3, 4)
+        x, w = _inputs(shape, seed=7)
+        gamma = tf.constant([0.5, 1.5, -1.0, 2.0])
+        beta = tf.constant([0.1, -0.2, 0.3, 0.0])
+
+        def loss(x, gamma, beta):
+            y = group_norm(x, gamma, beta, 2, implementation="native")
+            return tf.reduce_sum(tf.sin(y) * w)
+
+        theoretical, numerical = tf.test.compute_gradient(
+            loss, [x, gamma, beta], delta=1e-2
+        )
+        for t, n in zip(theoretical, numerical, strict=True):
+            self.assertAllClose(t, n, atol=2e-2, rtol=2e-2)
+
+    def test_second_derivatives_equal_autodiff_of_the_formulas(self):
+        # A Hessian-vector product through the native gradient kernel (and
+        # the statistics it reads) against the same product through the
+        # passes written as TensorFlow ops.
+        shape = (3, 4, 4, 8)
+        _, layer = _pair(shape, 4, epsilon=1e-5)
+        x, w = _inputs(shape, seed=8)
+        v = _inputs(shape, seed=9)[1]
+
+        @tf.function
+        def hessian_vector_product(implementation):
+            with tf.GradientTape() as outer:
+                outer.watch(x)
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    y = group_norm(
+                        x,
+                        layer.gamma,
+                        layer.beta,
+                        4,
+                        1e-5,
+                        implementation=implementation,
+                    )
+                    loss = tf.reduce_sum(y * y * w)
+                gradients = inner.gradient(loss, [x, *layer.weights])
+                value = tf.reduce_sum(gradients[0] * v) + sum(
+                    tf.reduce_sum(g) for g in gradients[1:]
+                )
+            return outer.gradient(value, [x, *layer.weights])
+
+        actual = hessian_vector_product("native")
+        expected = hessian_vector_product("ops")
+        self.assertGreater(float(tf.reduce_max(tf.abs(expected[0]))), 1e-2)
+        for a, e in zip(actual, expected, strict=True):
+            self.assertAllCloseRelative(a, e, rtol=1e-5)
+
+    def test_auto_uses_them_in_graphs_and_not_under_xla(self):
+        shape = (2, 4, 4, 8)
+        _, layer = _pair(shape, 4)
+        x, w = _inputs(shape)
+
+        def step():
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(layer(x) * w)
+            return tape.gradient(loss, [x, *layer.weights])
+
+        kernels = {"TfnodeGroupNorm", "TfnodeGroupNormGrad"}
+        self.assertContainsSubset(kernels, _op_types(step))
+        compiled = tf.function(step, jit_compile=True)
+        self.assertEmpty(kernels & _op_types(compiled))
+        x64 = tf.cast(x, tf.float64)
+        self.assertEmpty(
+            kernels & _op_types(lambda: group_norm(x64, None, None, 4))
+        )
+        for a, e in zip(compiled(), step(), strict=True):
+            self.assertAllCloseRelative(a, e, rtol=2e-6)
+
+    def test_while_loop_gradient_equals_xla_passes(self):
+        shape = (3, 4, 4, 8)
+        _, layer = _pair(shape, 4, epsilon=1e-5)
+        x, w = _inputs(shape, seed=3)
+
+        def run(implementation):
+            def norm(y):
+                return group_norm(
+                    y,
+                    layer.gamma,
+                    layer.beta,
+                    4,
+                    1e-5,
+                    implementation=implementation,
+                )
+
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                _, y = tf.while_loop(
+                    lambda i, y: i < 3,
+                    lambda i, y: (i + 1, y + 0.1 * norm(y)),
+                    (0, x),
+                )
+                loss = tf.reduce_sum(y * w)
+            return tape.gradient(loss, [x, *layer.weights])
+
+        actual = tf.function(lambda: run("native"))()
+        expected = tf.function(lambda: run("xla"))()
+        for a, e in zip(actual, expected, strict=True):
+            self.assertAllCloseRelative(a, e, rtol=2e-6)
+
+    def test_exported_model_holds_no_native_op(self):
+        # A SavedModel must load where the kernels are not built:
+        # `model.export` and `tf.saved_model.save` trace in the save
+        # context, where `"auto"` uses the XLA passes.
+        _, layer = _pair((None, 5, 5, 8), 4)
+        model = keras.Sequential([keras.Input((5, 5, 8)), layer])
+        x, _ = _inputs((2, 5, 5, 8))
+        path = os.path.join(self.get_temp_dir(), "exported")
+        model.export(path, verbose=False)
+        with open(os.path.join(path, "saved_model.pb"), "rb") as file:
+            saved = file.read()
+        self.assertNotIn(b"TfnodeGroupNorm", saved)
+        loaded = tf.saved_model.load(path)
+        self.assertAllCloseRelative(loaded.serve(x), model(x), rtol=2e-6)
+
+    def test_empty_batch(self):
+        _, layer = _pair((0, 4, 4, 8), 4)
+        x = tf.zeros((0, 4, 4, 8))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = _native_norm(layer)(x)
+        self.assertEqual(y.shape, (0, 4, 4, 8))
+        dx, dgamma = tape.gradient(y, [x, layer.gamma])
+        self.assertEqual(dx.shape, (0, 4, 4, 8))
+        self.assertAllEqual(dgamma, tf.zeros(8))
+
+    def test_kernels_check_their_inputs(self):
+        kernels = native.load("group_norm")
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "divide"):
+            kernels.tfnode_group_norm(
+                tf.ones((2, 6)), tf.ones(6), tf.ones(6), groups=4, epsilon=1e-3
+            )
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "gamma"):
+            kernels.tfnode_group_norm(
+                tf.ones((2, 6)), tf.ones(3), tf.ones(3), groups=3, epsilon=1e-3
+            )
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "mean"):
+            kernels.tfnode_group_norm_grad(
+                tf.ones((2, 6)),
+                tf.ones((2, 6)),
+                tf.ones(6),
+                tf.ones((2, 2)),
+                tf.ones((2, 3)),
+                groups=3,
+            )
+
+    def test_bad_implementation(self):
+        x = tf.ones((2, 4, 4, 8))
+        with self.assertRaisesRegex(ValueError, "implementation must be one"):
+            group_norm(x, None, None, 4, implementation="fast")
+        with self.assertRaisesRegex(ValueError, "float32, not float64"):
+            group_norm(
+                tf.cast(x, tf.float64), None, None, 4, implementation="native"
+            )
+        with self.assertRaisesRegex(ValueError, "XLA cannot compile them"):
+            tf.function(
+                lambda: group_norm(x, None, None, 4, implementation="native"),
+                jit_compile=True,
+            )()
 
 
 class GroupNormBenchmarkTest(_script_runner.ScriptTestCase):

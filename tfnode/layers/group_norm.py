@@ -47,6 +47,10 @@ import functools
 
 import keras
 import tensorflow as tf
+from tensorflow.python.saved_model import save_context
+
+from tfnode import native
+from tfnode.stepping import xla
 
 __all__ = ["GroupNormalization", "group_norm"]
 
@@ -117,59 +121,203 @@ def _backward_pass(dy, rows, gamma, mean, rstd, groups):
     return dx, dgamma, dbeta
 
 
+def _rows(x, channels):
+    """`x` `(batch, ..., channels)` viewed as `(batch, positions, channels)`."""
+    return tf.reshape(x, tf.stack([tf.shape(x)[0], -1, channels]))
+
+
+def _forward(x, gamma, beta, epsilon, groups):
+    """`_forward_pass` on `x` `(batch, ..., channels)`; `y` has its shape."""
+    rows = _rows(x, gamma.shape[0])
+    y, mean, rstd = _forward_pass(rows, gamma, beta, epsilon, groups)
+    return tf.reshape(y, tf.shape(x)), mean, rstd
+
+
+def _backward(dy, x, gamma, mean, rstd, groups):
+    """`_backward_pass` for `x` `(batch, ..., channels)`; `dx` has its
+    shape. The shape is `dy`'s own, not one carried from the forward pass:
+    in the gradient of a loop, that is no compile-time constant for XLA."""
+    channels = gamma.shape[0]
+    dx, dgamma, dbeta = _backward_pass(
+        _rows(dy, channels), _rows(x, channels), gamma, mean, rstd, groups
+    )
+    return tf.reshape(dx, tf.shape(dy)), dgamma, dbeta
+
+
 @functools.cache
-def _passes(channels, groups, dtype, jit_compile):
-    """`_forward_pass` and `_backward_pass` for `channels` and `groups` as
-    `tf.function`s, `(batch, positions)` left free; `jit_compile`: each
-    compiled by XLA into a few fused loops (see the module docstring)."""
-    rows = tf.TensorSpec([None, None, channels], dtype)
+def _function_passes(channels, groups, dtype, jit_compile):
+    """`_forward` and `_backward` for `channels` and `groups` as
+    `tf.function`s, every axis but the channels' left free; `jit_compile`:
+    each compiled by XLA into a few fused loops (see the module
+    docstring)."""
+    tensor = tf.TensorSpec(None, dtype)
     vector = tf.TensorSpec([channels], dtype)
-    scalar = tf.TensorSpec([], dtype)
     forward = tf.function(
-        functools.partial(_forward_pass, groups=groups),
-        input_signature=[rows, vector, vector, scalar],
+        functools.partial(_forward, groups=groups),
+        input_signature=[tensor, vector, vector, tf.TensorSpec([], dtype)],
         jit_compile=jit_compile,
     )
     statistics = tf.TensorSpec([None, 1, channels], dtype)
     backward = tf.function(
-        functools.partial(_backward_pass, groups=groups),
-        input_signature=[rows, rows, vector, statistics, statistics],
+        functools.partial(_backward, groups=groups),
+        input_signature=[tensor, tensor, vector, statistics, statistics],
         jit_compile=jit_compile,
     )
     return forward, backward
 
 
-def _normalize(x, gamma, beta, groups, epsilon, jit_compile):
+def _xla_passes(channels, groups, dtype, epsilon):
+    """The passes, each compiled by XLA (the module docstring)."""
+    del epsilon  # an argument of the forward pass
+    return _function_passes(channels, groups, dtype, jit_compile=True)
+
+
+def _ops_passes(channels, groups, dtype, epsilon):
+    """The passes as TensorFlow operations, uncompiled."""
+    del epsilon  # an argument of the forward pass
+    return _function_passes(channels, groups, dtype, jit_compile=False)
+
+
+def _native_passes(channels, groups, dtype, epsilon):
+    """The passes as the C++ kernels of `tfnode/native/group_norm.cc`
+    (float32, CPU), their statistics `(batch, groups)`."""
+    del channels, dtype  # read from the tensors by the kernels
+    kernels = native.load("group_norm")
+    epsilon = float(tf.get_static_value(epsilon))
+
+    def forward(x, gamma, beta, _):
+        return kernels.tfnode_group_norm(
+            x, gamma, beta, groups=groups, epsilon=epsilon
+        )
+
+    def backward(dy, x, gamma, mean, rstd):
+        return kernels.tfnode_group_norm_grad(
+            dy, x, gamma, mean, rstd, groups=groups
+        )
+
+    return forward, backward
+
+
+def _per_channel(statistic, channels):
+    """Native `(batch, groups)` statistics as `_backward_pass` takes them,
+    `(batch, 1, channels)`."""
+    per_group = channels // statistic.shape[-1]
+    return tf.repeat(statistic, per_group, axis=1)[:, None, :]
+
+
+def _autodiff(outputs_of, inputs, output_gradients):
+    """The VJP of `outputs_of(*inputs)` by autodiff of TensorFlow ops."""
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        outputs = outputs_of(*inputs)
+    output_gradients = [
+        tf.zeros_like(output) if gradient is None else gradient
+        for output, gradient in zip(outputs, output_gradients, strict=True)
+    ]
+    return tape.gradient(outputs, inputs, output_gradients=output_gradients)
+
+
+# Second derivatives through the native kernels: first derivatives come
+# from `_normalize`'s closed form, which calls the native gradient kernel;
+# these make that kernel, and the statistics it reads, differentiable in
+# turn, by autodiff of the same formulas written as TensorFlow ops.
+@tf.RegisterGradient("TfnodeGroupNorm")
+def _native_forward_gradient(op, *output_gradients):
+    groups, epsilon = op.get_attr("groups"), op.get_attr("epsilon")
+
+    def outputs_of(x, gamma, beta):
+        y, mean, rstd = _forward(x, gamma, beta, epsilon, groups)
+        per_group = gamma.shape[0] // groups  # each group's first channel
+        return y, mean[:, 0, ::per_group], rstd[:, 0, ::per_group]
+
+    return _autodiff(outputs_of, list(op.inputs), output_gradients)
+
+
+@tf.RegisterGradient("TfnodeGroupNormGrad")
+def _native_backward_gradient(op, *output_gradients):
+    groups = op.get_attr("groups")
+
+    def outputs_of(dy, x, gamma, mean, rstd):
+        channels = gamma.shape[0]
+        return _backward(
+            dy,
+            x,
+            gamma,
+            _per_channel(mean, channels),
+            _per_channel(rstd, channels),
+            groups,
+        )
+
+    return _autodiff(outputs_of, list(op.inputs), output_gradients)
+
+
+# implementation: passes(channels, groups, dtype, epsilon) -> (forward,
+# backward), with forward(x, gamma, beta, epsilon) -> (y, *statistics)
+# and backward(dy, x, gamma, *statistics) -> (dx, dgamma, dbeta), `x`
+# `(batch, ..., channels)`.
+_IMPLEMENTATIONS = {
+    "native": _native_passes,
+    "xla": _xla_passes,
+    "ops": _ops_passes,
+}
+
+
+def _native_unusable(x, epsilon):
+    """Why the native kernels cannot normalise `x` here, or `None`."""
+    if x.dtype != tf.float32:
+        return f"they take float32, not {x.dtype.name}"
+    if tf.get_static_value(epsilon) is None:
+        return "they need epsilon as a constant"
+    if xla.in_xla_context():
+        return "XLA cannot compile them"
+    if save_context.in_save_context():
+        return "a SavedModel must load without them"
+    if tf.config.list_logical_devices("GPU"):
+        return "they run on CPU only, and a GPU is visible"
+    if native.load("group_norm") is None:
+        return "they could not be built (see the log)"
+    return None
+
+
+def _chosen_implementation(implementation, x, epsilon):
+    """The implementation `implementation` names for `x` here: `"auto"` is
+    `"native"` where usable, else `"xla"`."""
+    if implementation not in ("auto", *_IMPLEMENTATIONS):
+        raise ValueError(
+            "implementation must be one of "
+            f"{['auto', *_IMPLEMENTATIONS]}; got {implementation!r}."
+        )
+    if implementation not in ("auto", "native"):
+        return implementation
+    reason = _native_unusable(x, epsilon)
+    if reason is None:
+        return "native"
+    if implementation == "native":
+        raise ValueError(f"implementation='native' cannot run here: {reason}.")
+    return "xla"
+
+
+def _normalize(x, gamma, beta, groups, epsilon, implementation):
     """Group norm of `x` (batch, ..., channels) with its closed-form
     gradient; `gamma`, `beta` are `(channels,)` tensors."""
     channels = x.shape[-1]
-    forward_pass, backward_pass = _passes(
-        channels, groups, x.dtype, jit_compile
+    forward_pass, backward_pass = _IMPLEMENTATIONS[implementation](
+        channels, groups, x.dtype, epsilon
     )
-
-    def as_rows(tensor):
-        # The shape of the tensor at hand, in the forward and in the
-        # backward pass alike: a shape carried from the forward pass into
-        # the gradient of a loop is no compile-time constant for XLA.
-        shape = tf.shape(tensor)
-        return tf.reshape(tensor, tf.stack([shape[0], -1, channels])), shape
 
     @tf.custom_gradient
     def forward(x, gamma, beta):
-        rows, shape = as_rows(x)
-        y, mean, rstd = forward_pass(rows, gamma, beta, epsilon)
+        y, *statistics = forward_pass(x, gamma, beta, epsilon)
 
         def backward(dy):
-            dy_rows, dy_shape = as_rows(dy)
-            dx, dgamma, dbeta = backward_pass(dy_rows, rows, gamma, mean, rstd)
-            return tf.reshape(dx, dy_shape), dgamma, dbeta
+            return backward_pass(dy, x, gamma, *statistics)
 
-        return tf.reshape(y, shape), backward
+        return y, backward
 
     return forward(x, gamma, beta)
 
 
-def group_norm(x, gamma, beta, groups, epsilon=1e-3, *, jit_compile=True):
+def group_norm(x, gamma, beta, groups, epsilon=1e-3, *, implementation="auto"):
     """Group normalization of channels-last `x`, as Keras computes it.
 
     Args:
@@ -179,16 +327,20 @@ def group_norm(x, gamma, beta, groups, epsilon=1e-3, *, jit_compile=True):
         beta: Offset, `(channels,)`, or `None` for none.
         groups: Number of groups; must divide `channels`.
         epsilon: Added to the variance.
-        jit_compile: Compile the forward and the backward pass each with
-            XLA (see the module docstring); `False` runs them as TensorFlow
-            operations, for a platform without XLA.
+        implementation: How the forward and the backward pass run:
+            `"native"`, the C++ kernels of `tfnode.native` (CPU, float32;
+            not inside a graph XLA compiles, nor one a SavedModel saves);
+            `"xla"`, each pass compiled by XLA; `"ops"`, TensorFlow
+            operations, for a platform without XLA; `"auto"`, `"native"`
+            where it can run, else `"xla"` (see the module docstring).
 
     Returns:
         A tensor of the shape and dtype of `x`.
 
     Raises:
-        ValueError: if the channel axis is unknown or `groups` does not
-            divide it.
+        ValueError: if the channel axis is unknown, `groups` does not
+            divide it, `implementation` is unknown, or it is `"native"`
+            where the kernels cannot run.
     """
     x = tf.convert_to_tensor(x)
     channels = x.shape[-1]
@@ -220,9 +372,9 @@ def group_norm(x, gamma, beta, groups, epsilon=1e-3, *, jit_compile=True):
         if beta is None
         else tf.cast(beta, compute)
     )
-    y = _normalize(
-        x, gamma, beta, groups, tf.cast(epsilon, compute), jit_compile
-    )
+    epsilon = tf.cast(epsilon, compute)
+    implementation = _chosen_implementation(implementation, x, epsilon)
+    y = _normalize(x, gamma, beta, groups, epsilon, implementation)
     return tf.cast(y, dtype)
 
 
