@@ -8,10 +8,12 @@ conv  state 32 x 16 x 16 x 32  Conv3x3(32) -> GroupNorm(8) -> ReLU
 
 A training step solves over t in [0, 1], takes loss = mean(y(1)^2),
 differentiates it and applies one SGD update. The conv field's GroupNorm is
-`tfnode.layers.GroupNormalization` (what tfnode's fields use), Keras' with
-`group_norm="keras"`, or left out with `group_norm="none"` (what the
-normalisation costs); its convolutions are `tfnode.layers.Conv2D`
-(Keras' layer, computed on patches inside XLA loops).
+`tfnode.layers.GroupNormalization` (what tfnode's fields use; its native
+kernels on CPU), the same with its XLA-compiled passes with
+`group_norm="tfnode_xla"`, Keras' with `group_norm="keras"`, or left out
+with `group_norm="none"` (what the normalisation costs); its convolutions
+are `tfnode.layers.Conv2D` (Keras' layer, computed on patches inside XLA
+loops).
 """
 
 # tfnode first: TensorFlow then loads with oneDNN (`tfnode._onednn`).
@@ -30,8 +32,16 @@ def _no_group_norm(groups):
     return keras.layers.Identity()
 
 
+class _XlaGroupNormalization(tfnode.layers.GroupNormalization):
+    """tfnode's GroupNorm with its XLA-compiled passes, not the native
+    kernels `"auto"` picks on CPU."""
+
+    implementation = "xla"
+
+
 GROUP_NORMS = {
     "tfnode": tfnode.layers.GroupNormalization,
+    "tfnode_xla": _XlaGroupNormalization,
     "keras": keras.layers.GroupNormalization,
     "none": _no_group_norm,
 }
@@ -44,7 +54,7 @@ def make_problem(name, seed=0, group_norm="tfnode"):
         name: One of `PROBLEMS`.
         seed: Seed of the weights and the state.
         group_norm: The conv field's GroupNorm layer: `"tfnode"`,
-            `"keras"`, or `"none"` to leave it out.
+            `"tfnode_xla"`, `"keras"`, or `"none"` to leave it out.
     """
     if group_norm not in GROUP_NORMS:
         raise ValueError(

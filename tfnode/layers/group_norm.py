@@ -25,16 +25,29 @@ between the two unchanged. It differs only in how the work is laid out:
   reductions and four elementwise operations on full-size tensors, where
   autodiff through the forward operations takes about a dozen. It keeps
   only the input and the per-group statistics for the backward pass.
-- Each pass (the forward, and the gradient) is one function compiled by XLA,
-  which fuses its dozen elementwise operations and reductions into a few
-  loops over the tensor; in graph mode TensorFlow would run each as its own
-  kernel, at a per-operation cost that dominates for the tensors of a
-  vector field. On CPU, a forward and backward pass of the conv problem's
-  GroupNorm (32 x 16 x 16 x 32, 8 groups) inside a `while` loop takes 0.70
-  of the time of the same passes uncompiled and 0.35 of Keras' layer's
-  (`scripts/benchmark_group_norm.py`, docs/benchmarks/group_norm.md); the
-  conv problem's whole train step, 0.94-0.96. Inside a graph compiled by
-  XLA, the passes are simply part of it.
+- Each pass (the forward, and the gradient) runs as one kernel, in one of
+  three implementations (`group_norm`'s `implementation`):
+
+  - `"native"`: C++ kernels (`tfnode/native/group_norm.cc`, built on first
+    use by `tfnode.native`). Each sample is one contiguous block: its
+    moments take one sweep each and its output one more while the block is
+    in cache, and samples are spread over TensorFlow's threads. CPU and
+    float32 only; XLA cannot compile them, and a SavedModel holding them
+    would not load without them.
+  - `"xla"`: each pass one function compiled by XLA, which fuses its dozen
+    elementwise operations and reductions into a few loops over the tensor
+    (XLA:CPU still writes out each product it sums before reducing it).
+    Inside a graph compiled by XLA, the passes are simply part of it.
+  - `"ops"`: the same passes as TensorFlow operations, each its own kernel
+    at a per-operation cost that dominates for a vector field's tensors.
+
+  `"auto"` (the layer's) takes `"native"` wherever it can run (a float32
+  graph on a machine without a visible GPU, outside XLA and outside
+  `tf.saved_model.save`/`model.export`), else `"xla"`. On CPU, a forward
+  and backward pass of the conv problem's GroupNorm (32 x 16 x 16 x 32, 8
+  groups) inside a `while` loop takes ... of the XLA passes' time, which
+  take 0.70 of the uncompiled passes' and 0.35 of Keras' layer's
+  (`scripts/benchmark_group_norm.py`, docs/benchmarks/group_norm.md).
 
 The papers' vector fields (`tfnode.layers.vector_fields`) use this layer.
 
@@ -415,6 +428,10 @@ class GroupNormalization(keras.layers.GroupNormalization):
     [1]: Wu, He. Group Normalization. ECCV, 2018.
     """
 
+    # `group_norm`'s `implementation`: a class attribute, not an argument,
+    # so that the config stays Keras' (a subclass may choose another).
+    implementation = "auto"
+
     def build(self, input_shape):
         rank = len(input_shape)
         if rank < 2 or self.axis not in (-1, rank - 1):
@@ -428,5 +445,12 @@ class GroupNormalization(keras.layers.GroupNormalization):
     def call(self, inputs):
         gamma = None if self.gamma is None else self.gamma.value
         beta = None if self.beta is None else self.beta.value
-        outputs = group_norm(inputs, gamma, beta, self.groups, self.epsilon)
+        outputs = group_norm(
+            inputs,
+            gamma,
+            beta,
+            self.groups,
+            self.epsilon,
+            implementation=self.implementation,
+        )
         return tf.cast(outputs, self.compute_dtype)
