@@ -45,8 +45,8 @@ between the two unchanged. It differs only in how the work is laid out:
   graph on a machine without a visible GPU, outside XLA and outside
   `tf.saved_model.save`/`model.export`), else `"xla"`. On CPU, a forward
   and backward pass of the conv problem's GroupNorm (32 x 16 x 16 x 32, 8
-  groups) inside a `while` loop takes ... of the XLA passes' time, which
-  take 0.70 of the uncompiled passes' and 0.35 of Keras' layer's
+  groups) inside a `while` loop takes 0.73 of the XLA passes' time, which
+  take 0.70 of the uncompiled passes' and 0.31 of Keras' layer's
   (`scripts/benchmark_group_norm.py`, docs/benchmarks/group_norm.md).
 
 The papers' vector fields (`tfnode.layers.vector_fields`) use this layer.
