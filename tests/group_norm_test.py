@@ -516,6 +516,14 @@ class NativeGroupNormTest(test_util.TestCase):
         self.assertEqual(dx.shape, (0, 4, 4, 8))
         self.assertAllEqual(dgamma, tf.zeros(8))
 
+    def test_loading_again_gives_the_same_kernels(self):
+        # TensorFlow registers a library's ops once per process; a second
+        # `tf.load_op_library` of it would give a module without them.
+        kernels = native.load("group_norm")
+        native.load.cache_clear()
+        self.assertIs(native.load("group_norm"), kernels)
+        self.assertTrue(hasattr(kernels, "tfnode_group_norm"))
+
     def test_kernels_check_their_inputs(self):
         kernels = native.load("group_norm")
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "divide"):

@@ -38,9 +38,10 @@ class BuildTest(test_util.TestCase):
         super().setUp()
         self.cache = self.get_temp_dir()
         self.calls = os.path.join(self.cache, "compiler_calls")
-        environment = {"TFNODE_CACHE_DIR": self.cache}
-        for name in ("TFNODE_NATIVE_KERNELS", "CXX"):
-            environment[name] = os.environ.pop(name, None)
+        environment = {
+            name: os.environ.pop(name, None)
+            for name in ("TFNODE_CACHE_DIR", "TFNODE_NATIVE_KERNELS", "CXX")
+        }
         self.addCleanup(self._restore, environment)
         os.environ["TFNODE_CACHE_DIR"] = self.cache
         build.load.cache_clear()

@@ -41,8 +41,8 @@ between the two unchanged. It differs only in how the work is laid out:
   - `"ops"`: the same passes as TensorFlow operations, each its own kernel
     at a per-operation cost that dominates for a vector field's tensors.
 
-  `"auto"` (the layer's) takes `"native"` wherever it can run (a float32
-  graph on a machine without a visible GPU, outside XLA and outside
+  `"auto"` (the layer's) takes `"native"` wherever it can run (float32,
+  eagerly or in a graph, with no GPU visible, outside XLA and outside
   `tf.saved_model.save`/`model.export`), else `"xla"`. On CPU, a forward
   and backward pass of the conv problem's GroupNorm (32 x 16 x 16 x 32, 8
   groups) inside a `while` loop takes 0.73 of the XLA passes' time, which

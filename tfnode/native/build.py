@@ -38,11 +38,18 @@ except ImportError:  # pragma: no cover - not POSIX: no file locks
 
 __all__ = ["cache_dir", "enabled", "library_path", "load"]
 
+# kernel name -> the module `tf.load_op_library` gave for its library.
+# TensorFlow registers ops once per process: loading the library again, or
+# another build of it, gives a module without them.
+_LOADED = {}
+
 _LOG = logging.getLogger(__name__)
 _SOURCES = pathlib.Path(__file__).parent
 _COMPILERS = ("c++", "g++", "clang++")
 # The compiler's warnings on TensorFlow's headers are not ours to fix.
 _FLAGS = ("-std=c++17", "-shared", "-fPIC", "-O3", "-w")
+# A build takes about 15 s on 2 cores; one that takes this long has failed.
+_BUILD_TIMEOUT_S = 600
 
 
 def enabled():
@@ -116,7 +123,15 @@ def _build(compiler, source, library):
     with tempfile.TemporaryDirectory(dir=library.parent) as scratch:
         output = pathlib.Path(scratch) / library.name
         command = _command(compiler, source, output)
-        done = subprocess.run(command, capture_output=True, text=True)
+        try:
+            done = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=_BUILD_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            return f"{' '.join(command)}\ntook over {_BUILD_TIMEOUT_S} s"
         if done.returncode:
             return f"{' '.join(command)}\n{done.stderr[-4000:]}"
         os.replace(output, library)
@@ -161,7 +176,10 @@ def load(name):
         )
         return None
     try:
-        return tf.load_op_library(str(_built(name, compiler)))
+        library = _built(name, compiler)
+        if name not in _LOADED:
+            _LOADED[name] = tf.load_op_library(str(library))
+        return _LOADED[name]
     except (OSError, RuntimeError, tf.errors.NotFoundError) as error:
         _LOG.warning(
             "tfnode: the native %s kernel is unavailable, using the "
