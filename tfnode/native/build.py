@@ -112,7 +112,8 @@ def library_path(name, compiler):
     key = hashlib.sha256()
     key.update(source.read_bytes())
     key.update(tf.__version__.encode())
-    key.update(repr(_command(compiler, source, "-")).encode())
+    # The command without the paths: one build serves every checkout.
+    key.update(repr(_command(compiler, "SOURCE", "LIBRARY")).encode())
     key.update(_cpu().encode())
     return cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
 
