@@ -400,7 +400,10 @@ class GroupNormalization(keras.layers.GroupNormalization):
     `axis=-1` (the last axis, channels last) is supported. The statistics
     are reduced over positions first and the gradient is written out in
     closed form (see the module docstring): on CPU, forward and backward
-    together take a fraction of the Keras layer's time.
+    together take a fraction of the Keras layer's time. Each pass runs as
+    the `implementation` class attribute says (`group_norm`'s argument:
+    `"auto"`, native C++ kernels on CPU where they can run); a subclass may
+    set another, and the config stays Keras'.
 
     With a mixed precision policy (`mixed_float16`), variables stay float32,
     the normalisation runs in float32 and the output has the compute dtype,
