@@ -160,32 +160,34 @@ def _built(name, compiler):
     return library
 
 
+def _unavailable(name, reason):
+    """Logs why the native `name` kernel cannot be had; returns `None`."""
+    _LOG.warning(
+        "tfnode: the native %s kernel is unavailable (%s); using the "
+        "portable implementation.",
+        name,
+        reason,
+    )
+
+
 @functools.cache
 def load(name):
     """The op library built from `tfnode/native/<name>.cc` (the module
     `tf.load_op_library` returns), or `None` where it cannot be had; the
-    reason is logged once."""
-    if not enabled() or fcntl is None:
+    reason is logged once (unless `TFNODE_NATIVE_KERNELS` turned them off).
+    """
+    if not enabled():
         return None
+    if fcntl is None:
+        return _unavailable(name, "no file locks on this platform")
     compiler = _compiler()
     if compiler is None:
-        _LOG.warning(
-            "tfnode: no C++ compiler ($CXX, %s) to build the native %s "
-            "kernel; using the portable implementation.",
-            ", ".join(_COMPILERS),
-            name,
-        )
-        return None
+        compilers = ", ".join(_COMPILERS)
+        return _unavailable(name, f"no C++ compiler: $CXX, {compilers}")
     try:
         library = _built(name, compiler)
         if name not in _LOADED:
             _LOADED[name] = tf.load_op_library(str(library))
         return _LOADED[name]
     except (OSError, RuntimeError, tf.errors.NotFoundError) as error:
-        _LOG.warning(
-            "tfnode: the native %s kernel is unavailable, using the "
-            "portable implementation: %s",
-            name,
-            error,
-        )
-        return None
+        return _unavailable(name, error)
