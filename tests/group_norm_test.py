@@ -63,6 +63,22 @@ def _value_and_gradients(layer, x, w):
     return (y, *tape.gradient(loss, [x, *layer.trainable_weights]))
 
 
+def _looped_gradients(norm, x, w, weights):
+    """Gradients with respect to `x` and `weights` of `sum(y * w)`, `y`
+    three steps `y + 0.1 * norm(y)` from `x` in a `tf.while_loop` (as in a
+    solve: XLA needs every shape of the loop's gradient static)."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        _, y = tf.while_loop(
+            lambda i, y: i < 3,
+            lambda i, y: (i + 1, y + 0.1 * norm(y)),
+            (0, x),
+            maximum_iterations=3,
+        )
+        loss = tf.reduce_sum(y * w)
+    return tape.gradient(loss, [x, *weights])
+
+
 class GroupNormalizationTest(test_util.TestCase):
     @test_util.parameterized.named_parameters(
         [
@@ -113,16 +129,7 @@ class GroupNormalizationTest(test_util.TestCase):
         x, w = _inputs(shape, seed=3)
 
         def run(norm):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                _, y = tf.while_loop(
-                    lambda i, y: i < 3,
-                    lambda i, y: (i + 1, y + 0.1 * norm(y)),
-                    (0, x),
-                    maximum_iterations=3,
-                )
-                loss = tf.reduce_sum(y * w)
-            return tape.gradient(loss, [x, *norm.trainable_weights])
+            return _looped_gradients(norm, x, w, norm.trainable_weights)
 
         expected = test_util.run_in_mode(lambda: run(keras_layer), "eager")
         actual = test_util.run_in_mode(lambda: run(layer), mode)
@@ -475,15 +482,7 @@ class NativeGroupNormTest(test_util.TestCase):
                     implementation=implementation,
                 )
 
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                _, y = tf.while_loop(
-                    lambda i, y: i < 3,
-                    lambda i, y: (i + 1, y + 0.1 * norm(y)),
-                    (0, x),
-                )
-                loss = tf.reduce_sum(y * w)
-            return tape.gradient(loss, [x, *layer.weights])
+            return _looped_gradients(norm, x, w, layer.weights)
 
         actual = tf.function(lambda: run("native"))()
         expected = tf.function(lambda: run("xla"))()
